@@ -1,0 +1,1 @@
+"""Evaluation of pretrained backbones: what their features transfer to."""

@@ -1,0 +1,25 @@
+"""What every backbone offers the methods and the downstream evaluations."""
+
+import abc
+
+import torch
+from torch import nn
+
+
+class Backbone(nn.Module, abc.ABC):
+    """An image encoder made of sequential stages.
+
+    ``forward`` returns the globally average-pooled output of the last stage, a
+    ``(B, feature_dim)`` vector; ``forward_stages`` returns every stage's feature map,
+    for methods that need a local map (Deep InfoMax, jigsaw) and layer-wise probes.
+    """
+
+    feature_dim: int
+    stage_dims: tuple[int, ...]
+
+    @abc.abstractmethod
+    def forward_stages(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps ``(B, stage_dims[s], H_s, W_s)`` after each stage ``s``."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.forward_stages(images)[-1].mean(dim=(2, 3))

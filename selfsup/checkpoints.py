@@ -1,0 +1,142 @@
+"""Backbone weights in and out: export after pretraining, load for evaluation.
+
+Three kinds of file load into a backbone:
+
+* an export written by :func:`export_backbone` (``backbone.pt`` in a run directory),
+  which names its architecture;
+* a Lightning checkpoint of any method of this project (``last.ckpt``), whose
+  hyper-parameters name the architecture and whose ``backbone.*`` weights are used;
+* a bare state dict (e.g. torchvision weights), for which the caller names the
+  architecture.
+
+Prefixes that wrappers add (``module.``, ``_orig_mod.``) are removed. Files are read
+with ``weights_only=True``: a checkpoint that carries pickled code is refused. Any
+mismatch between file and architecture is an error listing the missing and the
+unexpected keys; nothing is loaded half-way.
+"""
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from selfsup.backbones import Backbone, build_backbone
+from selfsup.errors import ConfigurationError
+
+EXPORT_FORMAT = "selfsup-backbone/1"
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def atomic_save(payload: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def export_backbone(path: str | Path, backbone: Backbone, name: str, kwargs: dict | None = None, **metadata) -> None:
+    """Write ``backbone``'s weights with the name and arguments that rebuild it."""
+    payload = {
+        "format": EXPORT_FORMAT,
+        "backbone": name,
+        "backbone_kwargs": dict(kwargs or {}),
+        "feature_dim": backbone.feature_dim,
+        "state_dict": {key: value.detach().cpu() for key, value in backbone.state_dict().items()},
+        "metadata": metadata,
+    }
+    atomic_save(payload, path)
+
+
+def load_backbone(
+    path: str | Path, backbone: str | None = None, backbone_kwargs: dict | None = None
+) -> tuple[Backbone, dict]:
+    """Rebuild the backbone stored in ``path``; return it with the file's metadata."""
+    payload = read_checkpoint(path)
+    name, kwargs, state_dict, metadata = _unpack(payload, path)
+    if name is None:
+        if backbone is None:
+            raise ConfigurationError(
+                f"{path} holds bare weights without an architecture: name it (backbone='resnet18', ...)."
+            )
+        name, kwargs = backbone, backbone_kwargs or {}
+    model = build_backbone(name, **kwargs)
+    state_dict = {_strip_wrappers(key): value for key, value in state_dict.items()}
+    expected, found = set(model.state_dict()), set(state_dict)
+    missing, unexpected = sorted(expected - found), sorted(found - expected)
+    if missing or unexpected:
+        raise ConfigurationError(
+            f"{path} does not fit backbone {name!r} {kwargs}: "
+            f"missing keys {_preview(missing)}, unexpected keys {_preview(unexpected)}."
+        )
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as error:
+        raise ConfigurationError(f"{path} does not fit backbone {name!r} {kwargs}: {error}") from None
+    return model, {"backbone": name, "backbone_kwargs": kwargs, **metadata}
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint file safely, turning every way it can be unreadable into one message."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigurationError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ConfigurationError(
+            f"refusing to load {path}: it holds objects other than tensors and plain containers "
+            f"({str(error).splitlines()[0]}). Load only checkpoints you trust, and only as weights."
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise ConfigurationError(
+            f"{path} is not a readable checkpoint (truncated, or not a torch file): {str(error).splitlines()[0]}"
+        ) from None
+    if not isinstance(payload, dict):
+        raise ConfigurationError(f"{path} is not a checkpoint: it holds a {type(payload).__name__}, not a dict.")
+    return payload
+
+
+def _unpack(payload: dict, path) -> tuple[str | None, dict, dict, dict]:
+    if payload.get("format") == EXPORT_FORMAT:
+        return payload["backbone"], payload["backbone_kwargs"], payload["state_dict"], payload.get("metadata", {})
+    if "state_dict" in payload and "hyper_parameters" in payload:
+        hparams = payload["hyper_parameters"]
+        if "backbone" not in hparams:
+            raise ConfigurationError(f"{path} is a Lightning checkpoint but not of a selfsup method (no 'backbone').")
+        state_dict = {
+            key.removeprefix("backbone."): value
+            for key, value in payload["state_dict"].items()
+            if key.startswith("backbone.")
+        }
+        metadata = {"global_step": payload.get("global_step"), "epoch": payload.get("epoch")}
+        return hparams["backbone"], dict(hparams.get("backbone_kwargs") or {}), state_dict, metadata
+    if payload and all(isinstance(value, torch.Tensor) for value in payload.values()):
+        return None, {}, payload, {}
+    raise ConfigurationError(f"{path} is neither a selfsup export, a Lightning checkpoint nor a state dict.")
+
+
+def _strip_wrappers(key: str) -> str:
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in _WRAPPER_PREFIXES:
+            if key.startswith(prefix):
+                key, stripped = key.removeprefix(prefix), True
+    return key
+
+
+def _preview(keys: list[str], limit: int = 8) -> str:
+    if not keys:
+        return "none"
+    shown = ", ".join(keys[:limit])
+    return f"[{shown}{f', ... ({len(keys)} in all)' if len(keys) > limit else ''}]"

@@ -1,0 +1,65 @@
+"""Image transforms: the random views of SimCLR and the deterministic evaluation view.
+
+Chen et al. 2020, appendix A: random resized crop with flip, colour distortion
+(jitter with strength ``s`` applied with p = 0.8, then grayscale with p = 0.2) and
+Gaussian blur (kernel 10% of the image side, sigma in [0.1, 2.0]).
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torchvision.transforms import v2
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """The knobs of the view pipeline; every field is a YAML key under ``data.augmentation``.
+
+    Colour jitter changes brightness, contrast and saturation by up to 0.8 s and hue
+    by up to 0.2 s (s = ``jitter_strength``). ``jitter_hue=False`` leaves hue alone:
+    on grayscale data hue changes nothing and costs most of the jitter's time.
+    """
+
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    horizontal_flip_prob: float = 0.5
+    jitter_strength: float = 1.0
+    jitter_prob: float = 0.8
+    jitter_hue: bool = True
+    grayscale_prob: float = 0.2
+    blur_prob: float = 0.5
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+
+
+def view_transform(augmentation: Augmentation, image_size: int, mean, std) -> v2.Compose:
+    """One random view of an image (PIL or uint8 tensor) as a normalised float tensor."""
+    strength = augmentation.jitter_strength
+    hue = 0.2 * strength if augmentation.jitter_hue else 0.0
+    blur_kernel = max(3, int(0.1 * image_size) // 2 * 2 + 1)
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.RandomResizedCrop(image_size, scale=augmentation.crop_scale, antialias=True),
+            v2.RandomHorizontalFlip(augmentation.horizontal_flip_prob),
+            v2.RandomApply(
+                [v2.ColorJitter(0.8 * strength, 0.8 * strength, 0.8 * strength, hue)],
+                p=augmentation.jitter_prob,
+            ),
+            v2.RandomGrayscale(augmentation.grayscale_prob),
+            v2.RandomApply([v2.GaussianBlur(blur_kernel, sigma=augmentation.blur_sigma)], p=augmentation.blur_prob),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean, std),
+        ]
+    )
+
+
+def eval_transform(image_size: int, mean, std, crop_fraction: float = 1.0) -> v2.Compose:
+    """Resize the short side to ``image_size / crop_fraction``, centre-crop, normalise."""
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize(round(image_size / crop_fraction), antialias=True),
+            v2.CenterCrop(image_size),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean, std),
+        ]
+    )

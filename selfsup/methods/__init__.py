@@ -1,0 +1,6 @@
+"""Pretraining methods, one file each, on the shared shell :class:`PretrainMethod`."""
+
+from selfsup.methods.base import PretrainMethod
+from selfsup.methods.simclr import SimCLR
+
+__all__ = ["PretrainMethod", "SimCLR"]
