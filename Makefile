@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	rm -rf $(DEMO_DIR)
 	@for method in $(DEMO_METHODS); do \
 		$(BIN)/selfsup fit --config configs/pretrain/$${method}_digits.yaml \
 			--trainer.default_root_dir $(DEMO_DIR)/$$method || exit 1; \

@@ -18,6 +18,7 @@ unexpected keys; nothing is loaded half-way.
 import os
 import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -90,16 +91,21 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigurationError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ConfigurationError(
+            f"{path} is not a readable checkpoint: it is truncated, or not a file written by torch.save "
+            "(files of torch < 1.6 must be re-saved first)."
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
+    except pickle.UnpicklingError:
         raise ConfigurationError(
-            f"refusing to load {path}: it holds objects other than tensors and plain containers "
-            f"({str(error).splitlines()[0]}). Load only checkpoints you trust, and only as weights."
+            f"refusing to load {path}: it holds pickled objects other than tensors and plain containers, "
+            "and loading them could run code. Export the weights as a plain state dict from a trusted copy."
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise ConfigurationError(
-            f"{path} is not a readable checkpoint (truncated, or not a torch file): {str(error).splitlines()[0]}"
+            f"{path} is not a readable checkpoint (corrupt archive): {str(error).splitlines()[0]}"
         ) from None
     if not isinstance(payload, dict):
         raise ConfigurationError(f"{path} is not a checkpoint: it holds a {type(payload).__name__}, not a dict.")

@@ -15,6 +15,7 @@ Bad input ends the command with one line on stderr and exit status 2.
 import os
 import sys
 
+from jsonargparse import Namespace
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
@@ -25,21 +26,41 @@ from selfsup.methods import PretrainMethod
 
 class SelfsupCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
+        # Two callbacks: this Lightning writes ``save_last`` only at steps where a top-k
+        # checkpoint is saved, so the newest state gets a callback of its own.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/knn_acc",
                 "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
                 "checkpoint.save_top_k": 1,
                 "checkpoint.filename": "best-epoch{epoch:03d}-knn{val/knn_acc:.4f}",
                 "checkpoint.auto_insert_metric_name": False,
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.save_top_k": 1,
+                "last_checkpoint.every_n_epochs": 1,
+                "last_checkpoint.save_on_train_epoch_end": True,
+                "last_checkpoint.enable_version_counter": False,
             }
         )
-        parser.link_arguments(
-            "trainer.default_root_dir", "checkpoint.dirpath", compute_fn=lambda root: os.path.join(root or ".", "checkpoints")
-        )
+        for name in ("checkpoint", "last_checkpoint"):
+            parser.link_arguments("trainer.default_root_dir", f"{name}.dirpath", compute_fn=_checkpoint_dir)
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+
+
+    def before_instantiate_classes(self) -> None:
+        """Put W&B's files in the run directory unless the config says where."""
+        config = self.config.get(self.subcommand, self.config)
+        loggers = config.trainer.logger if isinstance(config.trainer.logger, list) else [config.trainer.logger]
+        for logger in loggers:
+            if isinstance(logger, Namespace) and logger.class_path.endswith("WandbLogger"):
+                if logger.init_args.get("save_dir") in (None, "."):
+                    logger.init_args.save_dir = config.trainer.default_root_dir or "."
+
+
+def _checkpoint_dir(root: str | None) -> str:
+    return os.path.join(root or ".", "checkpoints")
 
 
 def main(args: list[str] | None = None) -> None:
@@ -52,9 +73,21 @@ def main(args: list[str] | None = None) -> None:
             save_config_kwargs={"overwrite": True},
             args=args,
         )
-    except ConfigurationError as error:
-        print(f"selfsup: error: {error}", file=sys.stderr)
+    except Exception as error:
+        cause = configuration_error_in(error)
+        if cause is None:
+            raise
+        print(f"selfsup: error: {cause}", file=sys.stderr)
         sys.exit(2)
+
+
+def configuration_error_in(error: BaseException | None) -> ConfigurationError | None:
+    """The :class:`ConfigurationError` behind ``error``, if any: the argument parser wraps them."""
+    while error is not None:
+        if isinstance(error, ConfigurationError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 if __name__ == "__main__":

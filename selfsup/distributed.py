@@ -6,7 +6,6 @@ written with them needs no special case for a single device.
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 
 
 def is_distributed() -> bool:
@@ -30,7 +29,23 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """
     if not is_distributed():
         return tensor
-    return torch.cat(dist_fn.all_gather(tensor), dim=0)
+    return _GatherWithGrad.apply(tensor)
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather forward; backward sums every rank's gradient and keeps this rank's slice."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        ctx.length = tensor.shape[0]
+        return gather(tensor)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        start = dist.get_rank() * ctx.length
+        return grad[start : start + ctx.length]
 
 
 @torch.no_grad()

@@ -65,6 +65,13 @@ class PretrainMethod(pl.LightningModule):
         self.online_probe = nn.Linear(self.backbone.feature_dim, num_classes)
         self._val_outputs: dict[int, list] = {BANK: [], QUERIES: []}
 
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self._per_device_batch_size() < 2:
+            raise ConfigurationError(
+                f"{type(self).__name__} needs at least 2 images per batch on each device (batch norm and "
+                f"contrastive negatives come from the other images); got data.batch_size={self._per_device_batch_size()}."
+            )
+
     def online_probe_step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Train the online linear probe on detached features; labels of -1 are ignored.
 

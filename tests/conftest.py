@@ -1,0 +1,33 @@
+"""Test settings: W&B offline with every directory it writes in a temporary folder."""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_WANDB_ROOT = tempfile.mkdtemp(prefix="selfsup-wandb-")
+for variable in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+    os.environ[variable] = _WANDB_ROOT
+os.environ["WANDB_MODE"] = "offline"
+os.environ["WANDB_SILENT"] = "true"
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def run_cli(tmp_path):
+    """Run ``python -m selfsup ARGS`` in a subprocess; return the completed process."""
+    import subprocess
+
+    def run(*args: str, timeout: float = 300):
+        return subprocess.run(
+            [sys.executable, "-m", "selfsup", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
