@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
-DEMO_METHODS ?= simclr
+DEMO_METHODS ?= simclr moco_v2
 
 .PHONY: demo test venv clean
 

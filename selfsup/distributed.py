@@ -56,3 +56,24 @@ def gather(tensor: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, tensor.contiguous())
     return torch.cat(parts, dim=0)
+
+
+@torch.no_grad()
+def shuffle_across_ranks(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """MoCo's Shuffle-BN, step 1: each rank receives a random slice of the global batch.
+
+    Returns the local slice and the index that :func:`unshuffle_across_ranks` needs to
+    give every rank its own samples back. Rank 0 draws the permutation for all.
+    """
+    everything = gather(tensor)
+    permutation = torch.randperm(everything.shape[0], device=tensor.device)
+    dist.broadcast(permutation, src=0)
+    local = permutation.view(world_size(), -1)[rank()]
+    return everything[local], torch.argsort(permutation)
+
+
+@torch.no_grad()
+def unshuffle_across_ranks(tensor: torch.Tensor, unshuffle: torch.Tensor) -> torch.Tensor:
+    """MoCo's Shuffle-BN, step 2: return each rank the outputs of its own samples, in order."""
+    everything = gather(tensor)
+    return everything[unshuffle.view(world_size(), -1)[rank()]]

@@ -101,9 +101,11 @@ def test_batch_of_one_is_refused_without_overwriting_the_run(run_cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_ddp_pretraining_runs_through_the_cli(run_cli, tmp_path):
+@pytest.mark.parametrize("method", ["simclr", "moco_v2"])
+def test_two_process_ddp_pretraining_runs_through_the_cli(run_cli, tmp_path, method):
+    config = str(REPO / "configs" / "pretrain" / f"{method}_digits.yaml")
     result = run_cli(
-        "fit", "--config", DIGITS, *FAST, "--trainer.devices", "2", "--trainer.strategy", "ddp",
+        "fit", "--config", config, *FAST, "--trainer.devices", "2", "--trainer.strategy", "ddp",
         "--trainer.max_epochs", "1", "--trainer.default_root_dir", "run",
     )
     assert result.returncode == 0, result.stderr[-3000:]

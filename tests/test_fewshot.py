@@ -10,7 +10,7 @@ from downstream.fewshot import evaluate, markdown_table
 from downstream.linear import LinearProbe
 from downstream.splits import balanced_subset
 from selfsup.data import DigitsDataModule
-from selfsup.methods import SimCLR
+from selfsup.methods import MoCo, SimCLR
 
 
 def test_balanced_subset_is_deterministic_and_balanced():
@@ -31,10 +31,20 @@ def test_linear_probe_separates_linearly_separable_data():
     assert (probe.predict(features) == labels).float().mean() > 0.98
 
 
+METHODS = {
+    "simclr": lambda: SimCLR(backbone="small_conv", backbone_kwargs={"width": 32}, projection_dim=64, warmup_epochs=2),
+    "moco": lambda: MoCo(
+        backbone="small_conv", backbone_kwargs={"width": 32}, projection_dim=64, queue_size=1024,
+        encoder_momentum=0.99, encoder_momentum_schedule="cosine", split_bn_groups=4, weight_decay=1e-4, warmup_epochs=2,
+    ),
+}
+
+
 @pytest.mark.slow
-def test_pretrained_backbone_beats_random_init_by_more_than_the_seed_spread(tmp_path):
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_pretrained_backbone_beats_random_init_by_more_than_the_seed_spread(tmp_path, method):
     pl.seed_everything(0)
-    model = SimCLR(backbone="small_conv", backbone_kwargs={"width": 32}, projection_dim=64, lr=0.3, warmup_epochs=2)
+    model = METHODS[method]()
     trainer = pl.Trainer(
         accelerator="cpu",
         max_epochs=15,
@@ -48,9 +58,9 @@ def test_pretrained_backbone_beats_random_init_by_more_than_the_seed_spread(tmp_
     )
     trainer.fit(model, datamodule=DigitsDataModule(batch_size=128))
     seeds = [0, 1, 2]
-    rows = evaluate({"simclr": str(tmp_path / "backbone.pt")}, per_class=10, seeds=seeds, knn_k=20, knn_temperature=0.07)
+    rows = evaluate({method: str(tmp_path / "backbone.pt")}, per_class=10, seeds=seeds, knn_k=20, knn_temperature=0.07)
     print(markdown_table(rows, 10, seeds))
-    pretrained, random = rows["simclr"], rows["random init (small_conv)"]
+    pretrained, random = rows[method], rows["random init (small_conv)"]
     for protocol in ("knn", "linear"):
         margin = statistics.mean(pretrained[protocol]) - statistics.mean(random[protocol])
         spread = max(statistics.stdev(pretrained[protocol]), statistics.stdev(random[protocol]))

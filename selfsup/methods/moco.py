@@ -1,0 +1,131 @@
+"""MoCo: momentum contrast with a queue of keys, v1 and v2.
+
+He et al., "Momentum Contrast for Unsupervised Visual Representation Learning",
+CVPR 2020, Algorithm 1 (seed 002, eqs. 6.12 and 6.13); Chen et al., "Improved
+Baselines with Momentum Contrastive Learning" (v2: MLP head, temperature 0.2, blur,
+cosine schedule):
+
+    for a minibatch of N images, draw two augmentations x_q, x_k
+    q = f_q(x_q)                       query encoder (backbone + head), trained
+    k = f_k(x_k)                       key encoder, no gradient, with Shuffle-BN
+    loss = InfoNCE(q, k+, queue)       eq. (1), temperature tau
+    SGD step on f_q
+    f_k <- m f_k + (1 - m) f_q          eq. (2), backbone and head
+    enqueue(k from every rank), dequeue the oldest
+
+``symmetric=True`` also contrasts the second view's query with the first view's key
+and averages the two losses (solo-learn's "MoCo v2+").
+"""
+
+import copy
+from typing import Literal
+
+import torch
+from torch import nn
+
+from selfsup.distributed import gather, is_distributed, shuffle_across_ranks, unshuffle_across_ranks, world_size
+from selfsup.errors import ConfigurationError
+from selfsup.heads import ProjectionMLP
+from selfsup.key_queue import KeyQueue
+from selfsup.losses import InfoNCELoss
+from selfsup.methods.base import PretrainMethod
+from selfsup.momentum import cosine_momentum, ema_update
+from selfsup.split_batch_norm import use_split_batch_norm
+
+
+class MoCo(PretrainMethod):
+    def __init__(
+        self,
+        *args,
+        queue_size: int = 65536,
+        temperature: float = 0.2,
+        projection: Literal["linear", "mlp"] = "mlp",
+        projection_dim: int = 128,
+        projection_hidden_dim: int | None = None,
+        encoder_momentum: float = 0.999,
+        encoder_momentum_schedule: Literal["constant", "cosine"] = "constant",
+        symmetric: bool = False,
+        shuffle_bn: bool = True,
+        split_bn_groups: int = 1,
+        **kwargs,
+    ) -> None:
+        """MoCo v1 is ``projection="linear", temperature=0.07``; v2 is ``"mlp", 0.2``.
+
+        Shuffle-BN (``shuffle_bn``) permutes the key batch across ranks under DDP. On a
+        single device, ``split_bn_groups > 1`` emulates it: both encoders normalise
+        that many interleaved groups separately and the key batch is shuffled between them.
+        """
+        super().__init__(*args, **kwargs)
+        if not 0.0 <= encoder_momentum <= 1.0:
+            raise ConfigurationError(f"model.encoder_momentum must lie in [0, 1], got {encoder_momentum}.")
+        if split_bn_groups < 1:
+            raise ConfigurationError(f"model.split_bn_groups must be >= 1, got {split_bn_groups}.")
+        feature_dim = self.backbone.feature_dim
+        if projection == "linear":
+            self.projector = nn.Linear(feature_dim, projection_dim)
+        else:
+            self.projector = ProjectionMLP(feature_dim, projection_hidden_dim or feature_dim, projection_dim, batch_norm=False)
+        if split_bn_groups > 1:
+            use_split_batch_norm(self.backbone, split_bn_groups)
+        self.key_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
+        self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        self.queue = KeyQueue(queue_size, projection_dim)
+        self.criterion = InfoNCELoss(temperature)
+        self._last_ema_step = 0
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        keys_per_step = self._per_device_batch_size() * self.trainer.world_size * (2 if self.hparams.symmetric else 1)
+        if stage == "fit" and self.hparams.queue_size % keys_per_step:
+            raise ConfigurationError(
+                f"model.queue_size={self.hparams.queue_size} must be a multiple of the keys enqueued per step, "
+                f"{keys_per_step} (data.batch_size x devices{' x 2 views' if self.hparams.symmetric else ''}); "
+                f"e.g. {keys_per_step * max(1, self.hparams.queue_size // keys_per_step)}."
+            )
+        groups = self.hparams.split_bn_groups
+        if stage == "fit" and self._per_device_batch_size() % groups:
+            raise ConfigurationError(f"data.batch_size must be a multiple of model.split_bn_groups={groups}.")
+
+    def training_step(self, batch, batch_idx):
+        (view_a, view_b), labels = batch
+        features_a = self.backbone(view_a)
+        keys_b = self.encode_keys(view_b)
+        loss = self.criterion(self.projector(features_a), keys_b, self.queue.keys.clone())
+        keys = keys_b
+        if self.hparams.symmetric:
+            keys_a = self.encode_keys(view_a)
+            loss_b = self.criterion(self.projector(self.backbone(view_b)), keys_a, self.queue.keys.clone())
+            loss = (loss + loss_b) / 2
+            keys = torch.cat([keys_b, keys_a])
+        self.queue.enqueue(gather(keys))
+        self.log("train/info_nce", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
+        return loss + self.online_probe_step(features_a, labels)
+
+    @torch.no_grad()
+    def encode_keys(self, images: torch.Tensor) -> torch.Tensor:
+        """Keys of ``images`` from the momentum encoder, with the batch shuffled for batch norm."""
+        if self.hparams.shuffle_bn and is_distributed():
+            shuffled, unshuffle = shuffle_across_ranks(images)
+            return unshuffle_across_ranks(self.key_projector(self.key_backbone(shuffled)), unshuffle)
+        if self.hparams.shuffle_bn and self.hparams.split_bn_groups > 1:
+            permutation = torch.randperm(images.shape[0], device=images.device)
+            keys = self.key_projector(self.key_backbone(images[permutation]))
+            return keys[torch.argsort(permutation)]
+        return self.key_projector(self.key_backbone(images))
+
+    def on_train_start(self) -> None:
+        self._last_ema_step = self.trainer.global_step
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        """Eq. (2) after every optimiser step (once per accumulated batch group)."""
+        if self.trainer.global_step == self._last_ema_step:
+            return
+        self._last_ema_step = self.trainer.global_step
+        ema_update(self.key_backbone, self.backbone, self.current_encoder_momentum())
+        ema_update(self.key_projector, self.projector, self.current_encoder_momentum())
+
+    def current_encoder_momentum(self) -> float:
+        base = self.hparams.encoder_momentum
+        if self.hparams.encoder_momentum_schedule == "constant":
+            return base
+        return cosine_momentum(self.trainer.global_step, self.trainer.estimated_stepping_batches, base)
