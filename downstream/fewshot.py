@@ -42,37 +42,49 @@ def score(train, test, per_class: int, seed: int, knn_k: int, knn_temperature: f
 
 
 def evaluate(checkpoints: dict[str, str], per_class: int, seeds: list[int], knn_k: int, knn_temperature: float):
-    """Rows ``name -> {"knn": [acc per seed], "linear": [...]}`` for pixels, random init and each checkpoint."""
+    """Rows ``name -> {"knn": [acc per seed], "linear": [...]}``.
+
+    Each checkpoint sees the digits at the input size and normalisation it was trained
+    with; for every architecture and input size among them, a randomly initialised
+    network of that architecture (a new one per seed) is a baseline row, and raw pixels
+    at the smallest size are the reference.
+    """
     loaded = {name: load_backbone(path) for name, path in checkpoints.items()}
-    metadata = next(iter(loaded.values()))[1] if loaded else {}
-    image_size = metadata.get("image_size", 16)
-    mean, std = metadata.get("mean", DigitsDataModule.mean), metadata.get("std", DigitsDataModule.std)
-    transform = eval_transform(image_size, mean, std)
-    splits = [digits_split(split, image_size) for split in ("train", "test")]
-
-    def pixels(dataset):
-        images = torch.stack([transform(image) for image in dataset.images])
-        return images.flatten(1), dataset.labels
-
     rows: dict[str, dict[str, list[float]]] = {}
 
     def add(name: str, seed: int, train, test) -> None:
-        result = score(train, test, per_class, seed, knn_k, knn_temperature)
         row = rows.setdefault(name, {"knn": [], "linear": []})
-        for protocol, accuracy in result.items():
+        for protocol, accuracy in score(train, test, per_class, seed, knn_k, knn_temperature).items():
             row[protocol].append(accuracy)
 
-    raw = [pixels(dataset) for dataset in splits]
+    def input_format(metadata: dict):
+        image_size = metadata.get("image_size", 16)
+        transform = eval_transform(
+            image_size, metadata.get("mean", DigitsDataModule.mean), metadata.get("std", DigitsDataModule.std)
+        )
+        return image_size, transform, [digits_split(split, image_size) for split in ("train", "test")]
+
+    formats = {name: input_format(metadata) for name, (_, metadata) in loaded.items()}
+    smallest = min((size for size, _, _ in formats.values()), default=16)
+    _, transform, splits = input_format({"image_size": smallest})
+    raw = [(torch.stack([transform(image) for image in d.images]).flatten(1), d.labels) for d in splits]
     for seed in seeds:
         add("raw pixels", seed, *raw)
-    if loaded:
-        architecture = metadata["backbone"]
+
+    baselines = {}
+    for name, (_, metadata) in loaded.items():
+        key = (metadata["backbone"], formats[name][0])
+        baselines.setdefault(key, (metadata["backbone_kwargs"], formats[name]))
+    for (architecture, image_size), (kwargs, (_, transform, splits)) in baselines.items():
         for seed in seeds:
             torch.manual_seed(seed)
-            random_backbone = build_backbone(architecture, **metadata["backbone_kwargs"])
-            add(f"random init ({architecture})", seed, *[extract_features(random_backbone, d, transform) for d in splits])
+            random_backbone = build_backbone(architecture, **kwargs)
+            features = [extract_features(random_backbone, dataset, transform) for dataset in splits]
+            add(f"random init ({architecture}, {image_size}px)", seed, *features)
+
     for name, (backbone, _) in loaded.items():
         print(f"evaluating {name} ...", file=sys.stderr)
+        _, transform, splits = formats[name]
         features = [extract_features(backbone, dataset, transform) for dataset in splits]
         for seed in seeds:
             add(name, seed, *features)

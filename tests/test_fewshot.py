@@ -60,7 +60,7 @@ def test_pretrained_backbone_beats_random_init_by_more_than_the_seed_spread(tmp_
     seeds = [0, 1, 2]
     rows = evaluate({method: str(tmp_path / "backbone.pt")}, per_class=10, seeds=seeds, knn_k=20, knn_temperature=0.07)
     print(markdown_table(rows, 10, seeds))
-    pretrained, random = rows[method], rows["random init (small_conv)"]
+    pretrained, random = rows[method], rows["random init (small_conv, 16px)"]
     for protocol in ("knn", "linear"):
         margin = statistics.mean(pretrained[protocol]) - statistics.mean(random[protocol])
         spread = max(statistics.stdev(pretrained[protocol]), statistics.stdev(random[protocol]))
