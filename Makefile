@@ -28,6 +28,7 @@ demo: $(STAMP)
 		--output $(DEMO_DIR)/fewshot.md
 
 test: $(STAMP)
+	$(BIN)/ruff check selfsup downstream tests
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -48,7 +48,6 @@ class SelfsupCLI(LightningCLI):
             parser.link_arguments("trainer.default_root_dir", f"{name}.dirpath", compute_fn=_checkpoint_dir)
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
 
-
     def before_instantiate_classes(self) -> None:
         """Put W&B's files in the run directory unless the config says where."""
         config = self.config.get(self.subcommand, self.config)

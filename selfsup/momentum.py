@@ -1,6 +1,6 @@
 """Momentum (exponential moving average) encoders: MoCo eq. (2), seed 002 eq. (6.13).
 
-    theta_k <- m * theta_k + (1 - m) * theta_q
+theta_k <- m * theta_k + (1 - m) * theta_q
 """
 
 import math

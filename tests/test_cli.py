@@ -10,11 +10,16 @@ from tests.conftest import REPO
 CONFIGS = sorted((REPO / "configs" / "pretrain").glob("*.yaml"))
 DIGITS = str(REPO / "configs" / "pretrain" / "simclr_digits.yaml")
 FAST = [
-    "--trainer.limit_train_batches", "2",
-    "--trainer.check_val_every_n_epoch", "1",
-    "--trainer.enable_progress_bar", "false",
-    "--data.init_args.batch_size", "32",
-    "--model.init_args.backbone_kwargs", "{width: 8}",
+    "--trainer.limit_train_batches",
+    "2",
+    "--trainer.check_val_every_n_epoch",
+    "1",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--data.init_args.batch_size",
+    "32",
+    "--model.init_args.backbone_kwargs",
+    "{width: 8}",
 ]
 
 
@@ -36,8 +41,16 @@ def test_digits_trains_exports_and_resumes_where_it_stopped(run_cli, tmp_path):
     assert (run / "backbone.pt").is_file()
 
     resumed = run_cli(
-        "fit", "--config", DIGITS, *FAST, "--trainer.max_epochs", "3", "--trainer.default_root_dir", "run",
-        "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+        "fit",
+        "--config",
+        DIGITS,
+        *FAST,
+        "--trainer.max_epochs",
+        "3",
+        "--trainer.default_root_dir",
+        "run",
+        "--ckpt_path",
+        str(run / "checkpoints" / "last.ckpt"),
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
@@ -48,8 +61,16 @@ def test_digits_trains_exports_and_resumes_where_it_stopped(run_cli, tmp_path):
 def test_wandb_offline_run_lands_in_the_run_directory(run_cli, tmp_path):
     wandb_config = str(REPO / "configs" / "logging" / "wandb.yaml")
     result = run_cli(
-        "fit", "--config", DIGITS, "--config", wandb_config, *FAST,
-        "--trainer.max_epochs", "1", "--trainer.default_root_dir", "run",
+        "fit",
+        "--config",
+        DIGITS,
+        "--config",
+        wandb_config,
+        *FAST,
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.default_root_dir",
+        "run",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
@@ -75,8 +96,17 @@ def test_unknown_config_key_is_refused(run_cli):
 def test_missing_dataset_path_is_one_clear_message(run_cli, tmp_path):
     config = str(REPO / "configs" / "pretrain" / "simclr_cifar10.yaml")
     result = run_cli(
-        "fit", "--config", config, "--data.init_args.data_dir", str(tmp_path / "nowhere"),
-        "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.strategy", "auto",
+        "fit",
+        "--config",
+        config,
+        "--data.init_args.data_dir",
+        str(tmp_path / "nowhere"),
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "1",
+        "--trainer.strategy",
+        "auto",
     )
     _assert_clean_error(result, f"expected the directory {tmp_path / 'nowhere'}", "--data.data_dir")
 
@@ -92,8 +122,16 @@ def test_batch_of_one_is_refused_without_overwriting_the_run(run_cli, tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.ckpt").write_bytes(b"earlier run")
     result = run_cli(
-        "fit", "--config", DIGITS, *FAST[:-4], "--data.init_args.batch_size", "1",
-        "--trainer.max_epochs", "1", "--trainer.default_root_dir", "run",
+        "fit",
+        "--config",
+        DIGITS,
+        *FAST[:-4],
+        "--data.init_args.batch_size",
+        "1",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.default_root_dir",
+        "run",
     )
     _assert_clean_error(result, "at least 2 images per batch")
     assert (run / "checkpoints" / "last.ckpt").read_bytes() == b"earlier run"
@@ -105,8 +143,18 @@ def test_batch_of_one_is_refused_without_overwriting_the_run(run_cli, tmp_path):
 def test_two_process_ddp_pretraining_runs_through_the_cli(run_cli, tmp_path, method):
     config = str(REPO / "configs" / "pretrain" / f"{method}_digits.yaml")
     result = run_cli(
-        "fit", "--config", config, *FAST, "--trainer.devices", "2", "--trainer.strategy", "ddp",
-        "--trainer.max_epochs", "1", "--trainer.default_root_dir", "run",
+        "fit",
+        "--config",
+        config,
+        *FAST,
+        "--trainer.devices",
+        "2",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.default_root_dir",
+        "run",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)

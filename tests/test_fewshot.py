@@ -34,8 +34,15 @@ def test_linear_probe_separates_linearly_separable_data():
 METHODS = {
     "simclr": lambda: SimCLR(backbone="small_conv", backbone_kwargs={"width": 32}, projection_dim=64, warmup_epochs=2),
     "moco": lambda: MoCo(
-        backbone="small_conv", backbone_kwargs={"width": 32}, projection_dim=64, queue_size=1024,
-        encoder_momentum=0.99, encoder_momentum_schedule="cosine", split_bn_groups=4, weight_decay=1e-4, warmup_epochs=2,
+        backbone="small_conv",
+        backbone_kwargs={"width": 32},
+        projection_dim=64,
+        queue_size=1024,
+        encoder_momentum=0.99,
+        encoder_momentum_schedule="cosine",
+        split_bn_groups=4,
+        weight_decay=1e-4,
+        warmup_epochs=2,
     ),
 }
 

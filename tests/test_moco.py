@@ -13,15 +13,29 @@ from selfsup.methods import MoCo
 
 def _moco(**overrides):
     torch.manual_seed(0)
-    settings = dict(backbone="small_conv", backbone_kwargs={"width": 8}, queue_size=64, projection_dim=16,
-                    encoder_momentum=0.9, warmup_epochs=0)
+    settings = dict(
+        backbone="small_conv",
+        backbone_kwargs={"width": 8},
+        queue_size=64,
+        projection_dim=16,
+        encoder_momentum=0.9,
+        warmup_epochs=0,
+    )
     settings.update(overrides)
     return MoCo(**settings)
 
 
 def _trainer(tmp_path, **overrides):
-    settings = dict(accelerator="cpu", max_steps=1, limit_val_batches=0, default_root_dir=tmp_path, logger=False,
-                    enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    settings = dict(
+        accelerator="cpu",
+        max_steps=1,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     settings.update(overrides)
     return pl.Trainer(**settings)
 

@@ -50,8 +50,11 @@ def _moco_step_worker(rank, world_size, out_path):
     model = _model()
     loss = model.training_step(((view_a[local], view_b[local]), labels[local]), 0)
     info_nce = loss - model.online_probe_step(model.backbone(view_a[local]), labels[local])
-    result = {"losses": gather(info_nce.detach().reshape(1)), "queues": gather(model.queue.keys.unsqueeze(0)),
-              "pointers": gather(model.queue.pointer.reshape(1))}
+    result = {
+        "losses": gather(info_nce.detach().reshape(1)),
+        "queues": gather(model.queue.keys.unsqueeze(0)),
+        "pointers": gather(model.queue.pointer.reshape(1)),
+    }
     if rank == 0:
         torch.save(result, out_path)
 

@@ -19,9 +19,7 @@ def coordinate_image(size: int, batch: int = 2) -> torch.Tensor:
     """Channel 0 holds each pixel's row, channel 1 its column, channel 2 the batch index."""
     rows = torch.arange(size).view(size, 1).expand(size, size)
     cols = torch.arange(size).view(1, size).expand(size, size)
-    return torch.stack(
-        [torch.stack([rows, cols, torch.full_like(rows, b)]) for b in range(batch)]
-    ).float()
+    return torch.stack([torch.stack([rows, cols, torch.full_like(rows, b)]) for b in range(batch)]).float()
 
 
 def test_rotation_labels_agree_with_torch_rot90():

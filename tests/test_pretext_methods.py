@@ -20,8 +20,16 @@ class RecordLoss(pl.Callback):
 
 CASES = {
     "rotation": (lambda: RotationPrediction(**BACKBONE, lr=0.2), 16, "train/rotation_loss"),
-    "jigsaw": (lambda: Jigsaw(**BACKBONE, lr=0.2, num_permutations=10, classifier_hidden_dim=128), 24, "train/jigsaw_loss"),
-    "relative_position": (lambda: RelativePosition(**BACKBONE, lr=0.2, classifier_hidden_dim=128), 24, "train/position_loss"),
+    "jigsaw": (
+        lambda: Jigsaw(**BACKBONE, lr=0.2, num_permutations=10, classifier_hidden_dim=128),
+        24,
+        "train/jigsaw_loss",
+    ),
+    "relative_position": (
+        lambda: RelativePosition(**BACKBONE, lr=0.2, classifier_hidden_dim=128),
+        24,
+        "train/position_loss",
+    ),
 }
 
 
@@ -32,8 +40,15 @@ def test_pretext_loss_falls_within_a_few_hundred_steps(tmp_path, method):
     pl.seed_everything(0)
     recorder = RecordLoss(key)
     trainer = pl.Trainer(
-        accelerator="cpu", max_steps=200, limit_val_batches=0, default_root_dir=tmp_path, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[recorder],
+        accelerator="cpu",
+        max_steps=200,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[recorder],
     )
     trainer.fit(build(), datamodule=DigitsDataModule(batch_size=32, image_size=image_size, num_views=1))
     first, last = recorder.values[:10], recorder.values[-10:]
@@ -48,7 +63,13 @@ def test_jigsaw_permutations_are_restored_from_the_checkpoint(tmp_path):
     other_seed.load_state_dict(trained.state_dict())
     assert torch.equal(other_seed.permutations, trained.permutations)
 
-    torch.save({"state_dict": trained.state_dict(), "hyper_parameters": dict(trained.hparams),
-                "pytorch-lightning_version": pl.__version__}, tmp_path / "jigsaw.ckpt")
+    torch.save(
+        {
+            "state_dict": trained.state_dict(),
+            "hyper_parameters": dict(trained.hparams),
+            "pytorch-lightning_version": pl.__version__,
+        },
+        tmp_path / "jigsaw.ckpt",
+    )
     resumed = Jigsaw.load_from_checkpoint(tmp_path / "jigsaw.ckpt", weights_only=True)
     assert torch.equal(resumed.permutations, trained.permutations)

@@ -19,16 +19,32 @@ class RecordLearningRates(pl.Callback):
         self.probe.append(groups[-1]["lr"])
 
 
-@pytest.mark.parametrize("optimizer, expected_class", [("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW), ("lars", LARS)])
+@pytest.mark.parametrize(
+    "optimizer, expected_class", [("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW), ("lars", LARS)]
+)
 def test_scaled_learning_rate_follows_warmup_then_cosine_per_step(tmp_path, optimizer, expected_class):
     model = SimCLR(
-        backbone="small_conv", backbone_kwargs={"width": 8}, optimizer=optimizer,
-        lr=0.3, lr_scaling="linear", reference_batch_size=256, warmup_epochs=1, probe_lr=0.1, weight_decay=1e-4,
+        backbone="small_conv",
+        backbone_kwargs={"width": 8},
+        optimizer=optimizer,
+        lr=0.3,
+        lr_scaling="linear",
+        reference_batch_size=256,
+        warmup_epochs=1,
+        probe_lr=0.1,
+        weight_decay=1e-4,
     )
     recorder = RecordLearningRates()
     trainer = pl.Trainer(
-        accelerator="cpu", max_epochs=2, limit_train_batches=4, limit_val_batches=0, default_root_dir=tmp_path,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
+        max_epochs=2,
+        limit_train_batches=4,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
         callbacks=[recorder],
     )
     trainer.fit(model, datamodule=DigitsDataModule(batch_size=32))

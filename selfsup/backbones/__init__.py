@@ -6,7 +6,7 @@ To add your own, subclass :class:`Backbone` and register a constructor in
 
 import functools
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 from selfsup.backbones.base import Backbone
 from selfsup.backbones.resnet import ResNet

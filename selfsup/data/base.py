@@ -73,7 +73,9 @@ class PretrainDataModule(pl.LightningDataModule, abc.ABC):
             generator = torch.Generator().manual_seed(self.seed)
             bank_indices = torch.randperm(len(labelled), generator=generator)[: self.knn_bank_size].sort().values
         return [
-            self._loader(IndexedDataset(labelled, transform, bank_indices.tolist() if bank_indices is not None else None)),
+            self._loader(
+                IndexedDataset(labelled, transform, bank_indices.tolist() if bank_indices is not None else None)
+            ),
             self._loader(IndexedDataset(val, transform)),
         ]
 

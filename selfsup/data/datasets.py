@@ -1,6 +1,6 @@
 """Dataset wrappers that apply the transforms and shape what a batch holds."""
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch.utils.data import Dataset

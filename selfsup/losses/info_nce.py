@@ -19,7 +19,9 @@ class InfoNCELoss(nn.Module):
     def __init__(self, temperature: float = 0.2) -> None:
         super().__init__()
         if not temperature > 0:
-            raise ConfigurationError(f"InfoNCE temperature must be > 0, got {temperature}; MoCo uses 0.07 (v1) or 0.2 (v2).")
+            raise ConfigurationError(
+                f"InfoNCE temperature must be > 0, got {temperature}; MoCo uses 0.07 (v1) or 0.2 (v2)."
+            )
         self.temperature = temperature
 
     def forward(self, queries: torch.Tensor, positive_keys: torch.Tensor, negative_keys: torch.Tensor) -> torch.Tensor:

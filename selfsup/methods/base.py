@@ -60,16 +60,19 @@ class PretrainMethod(pl.LightningModule):
         if lr <= 0 or probe_lr <= 0:
             raise ConfigurationError(f"model.lr and model.probe_lr must be > 0, got {lr} and {probe_lr}.")
         if knn_k < 1 or knn_temperature <= 0:
-            raise ConfigurationError(f"model.knn_k must be >= 1 and model.knn_temperature > 0, got {knn_k}, {knn_temperature}.")
+            raise ConfigurationError(
+                f"model.knn_k must be >= 1 and model.knn_temperature > 0, got {knn_k}, {knn_temperature}."
+            )
         self.backbone = build_backbone(backbone, **(backbone_kwargs or {}))
         self.online_probe = nn.Linear(self.backbone.feature_dim, num_classes)
         self._val_outputs: dict[int, list] = {BANK: [], QUERIES: []}
 
     def setup(self, stage: str) -> None:
-        if stage == "fit" and self._per_device_batch_size() < 2:
+        batch_size = self._per_device_batch_size() if stage == "fit" else None
+        if batch_size is not None and batch_size < 2:
             raise ConfigurationError(
                 f"{type(self).__name__} needs at least 2 images per batch on each device (batch norm and "
-                f"contrastive negatives come from the other images); got data.batch_size={self._per_device_batch_size()}."
+                f"contrastive negatives come from the other images); got data.batch_size={batch_size}."
             )
 
     def online_probe_step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -101,7 +104,12 @@ class PretrainMethod(pl.LightningModule):
         features, labels = gather_unique(*map(torch.cat, zip(*self._val_outputs[QUERIES])))
         self._val_outputs = {BANK: [], QUERIES: []}
         knn = weighted_knn_predict(
-            bank_features, bank_labels, features, self.hparams.num_classes, self.hparams.knn_k, self.hparams.knn_temperature
+            bank_features,
+            bank_labels,
+            features,
+            self.hparams.num_classes,
+            self.hparams.knn_k,
+            self.hparams.knn_temperature,
         )
         linear = self.online_probe(features).argmax(dim=1)
         self.log_dict(
@@ -116,7 +124,14 @@ class PretrainMethod(pl.LightningModule):
         lr = scaled_learning_rate(hparams.lr, global_batch, hparams.lr_scaling, hparams.reference_batch_size)
         trained = nn.ModuleList(child for name, child in self.named_children() if name != "online_probe")
         groups = decay_groups(trained, hparams.weight_decay, hparams.exclude_bias_and_norm)
-        groups.append({"params": self.online_probe.parameters(), "weight_decay": 0.0, "lr": hparams.probe_lr, "exclude_from_lars": True})
+        groups.append(
+            {
+                "params": self.online_probe.parameters(),
+                "weight_decay": 0.0,
+                "lr": hparams.probe_lr,
+                "exclude_from_lars": True,
+            }
+        )
         if hparams.optimizer == "sgd":
             optimizer = torch.optim.SGD(_without_lars_flag(groups), lr=lr, momentum=hparams.momentum)
         elif hparams.optimizer == "adamw":

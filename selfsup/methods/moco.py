@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from selfsup.distributed import gather, is_distributed, shuffle_across_ranks, unshuffle_across_ranks, world_size
+from selfsup.distributed import gather, is_distributed, shuffle_across_ranks, unshuffle_across_ranks
 from selfsup.errors import ConfigurationError
 from selfsup.heads import ProjectionMLP
 from selfsup.key_queue import KeyQueue
@@ -64,7 +64,9 @@ class MoCo(PretrainMethod):
         if projection == "linear":
             self.projector = nn.Linear(feature_dim, projection_dim)
         else:
-            self.projector = ProjectionMLP(feature_dim, projection_hidden_dim or feature_dim, projection_dim, batch_norm=False)
+            self.projector = ProjectionMLP(
+                feature_dim, projection_hidden_dim or feature_dim, projection_dim, batch_norm=False
+            )
         if split_bn_groups > 1:
             use_split_batch_norm(self.backbone, split_bn_groups)
         self.key_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
@@ -75,16 +77,19 @@ class MoCo(PretrainMethod):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        keys_per_step = self._per_device_batch_size() * self.trainer.world_size * (2 if self.hparams.symmetric else 1)
-        if stage == "fit" and self.hparams.queue_size % keys_per_step:
+        if stage != "fit":
+            return
+        batch_size = self._per_device_batch_size()
+        keys_per_step = batch_size * self.trainer.world_size * (2 if self.hparams.symmetric else 1)
+        if self.hparams.queue_size % keys_per_step:
             raise ConfigurationError(
                 f"model.queue_size={self.hparams.queue_size} must be a multiple of the keys enqueued per step, "
                 f"{keys_per_step} (data.batch_size x devices{' x 2 views' if self.hparams.symmetric else ''}); "
                 f"e.g. {keys_per_step * max(1, self.hparams.queue_size // keys_per_step)}."
             )
         groups = self.hparams.split_bn_groups
-        if stage == "fit" and self._per_device_batch_size() % groups:
-            raise ConfigurationError(f"data.batch_size must be a multiple of model.split_bn_groups={groups}.")
+        if batch_size % groups:
+            raise ConfigurationError(f"data.batch_size={batch_size} must be a multiple of split_bn_groups={groups}.")
 
     def training_step(self, batch, batch_idx):
         (view_a, view_b), labels = batch

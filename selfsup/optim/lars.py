@@ -13,7 +13,9 @@ from torch.optim import Optimizer
 class LARS(Optimizer):
     def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, eta: float = 0.001):
         if lr < 0 or momentum < 0 or weight_decay < 0 or eta <= 0:
-            raise ValueError(f"invalid LARS settings: lr={lr}, momentum={momentum}, weight_decay={weight_decay}, eta={eta}")
+            raise ValueError(
+                f"invalid LARS settings: lr={lr}, momentum={momentum}, weight_decay={weight_decay}, eta={eta}"
+            )
         defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, exclude_from_lars=False)
         super().__init__(params, defaults)
 
