@@ -11,6 +11,7 @@ from downstream.linear import LinearProbe
 from downstream.splits import balanced_subset
 from selfsup.data import DigitsDataModule
 from selfsup.methods import MoCo, SimCLR
+from tests.trainers import quiet_trainer
 
 
 def test_balanced_subset_is_deterministic_and_balanced():
@@ -52,17 +53,7 @@ METHODS = {
 def test_pretrained_backbone_beats_random_init_by_more_than_the_seed_spread(tmp_path, method):
     pl.seed_everything(0)
     model = METHODS[method]()
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=15,
-        default_root_dir=tmp_path,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        check_val_every_n_epoch=100,
-    )
+    trainer = quiet_trainer(tmp_path, max_epochs=15)
     trainer.fit(model, datamodule=DigitsDataModule(batch_size=128))
     seeds = [0, 1, 2]
     rows = evaluate({method: str(tmp_path / "backbone.pt")}, per_class=10, seeds=seeds, knn_k=20, knn_temperature=0.07)

@@ -3,12 +3,12 @@
 import copy
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from selfsup.data import DigitsDataModule
 from selfsup.errors import ConfigurationError
 from selfsup.methods import MoCo
+from tests.trainers import quiet_trainer
 
 
 def _moco(**overrides):
@@ -26,18 +26,7 @@ def _moco(**overrides):
 
 
 def _trainer(tmp_path, **overrides):
-    settings = dict(
-        accelerator="cpu",
-        max_steps=1,
-        limit_val_batches=0,
-        default_root_dir=tmp_path,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    settings.update(overrides)
-    return pl.Trainer(**settings)
+    return quiet_trainer(tmp_path, **{"max_steps": 1, **overrides})
 
 
 @pytest.mark.parametrize("projection", ["linear", "mlp"])

@@ -6,6 +6,7 @@ import torch
 
 from selfsup.data import DigitsDataModule
 from selfsup.methods import Jigsaw, RelativePosition, RotationPrediction
+from tests.trainers import quiet_trainer
 
 BACKBONE = dict(backbone="small_conv", backbone_kwargs={"width": 16}, warmup_epochs=0)
 
@@ -39,17 +40,7 @@ def test_pretext_loss_falls_within_a_few_hundred_steps(tmp_path, method):
     build, image_size, key = CASES[method]
     pl.seed_everything(0)
     recorder = RecordLoss(key)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=200,
-        limit_val_batches=0,
-        default_root_dir=tmp_path,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[recorder],
-    )
+    trainer = quiet_trainer(tmp_path, max_steps=200, callbacks=[recorder])
     trainer.fit(build(), datamodule=DigitsDataModule(batch_size=32, image_size=image_size, num_views=1))
     first, last = recorder.values[:10], recorder.values[-10:]
     assert sum(last) / len(last) < 0.7 * sum(first) / len(first), (first, last)

@@ -7,6 +7,7 @@ import torch
 from selfsup.data import DigitsDataModule
 from selfsup.methods import SimCLR
 from selfsup.optim import LARS, warmup_cosine
+from tests.trainers import quiet_trainer
 
 
 class RecordLearningRates(pl.Callback):
@@ -35,18 +36,7 @@ def test_scaled_learning_rate_follows_warmup_then_cosine_per_step(tmp_path, opti
         weight_decay=1e-4,
     )
     recorder = RecordLearningRates()
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=2,
-        limit_train_batches=4,
-        limit_val_batches=0,
-        default_root_dir=tmp_path,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[recorder],
-    )
+    trainer = quiet_trainer(tmp_path, max_epochs=2, limit_train_batches=4, callbacks=[recorder])
     trainer.fit(model, datamodule=DigitsDataModule(batch_size=32))
 
     assert isinstance(trainer.optimizers[0], expected_class)
