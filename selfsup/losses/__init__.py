@@ -1,6 +1,24 @@
-"""Losses and estimators as plain ``nn.Module``s: no Lightning inside, each tested alone."""
+"""Losses and estimators as plain ``nn.Module``s and functions: no Lightning inside, each tested alone."""
 
 from selfsup.losses.info_nce import InfoNCELoss
+from selfsup.losses.mine import MINE, ConcatCritic
+from selfsup.losses.mutual_information import (
+    MutualInformationLoss,
+    donsker_varadhan_mi,
+    info_nce_mi,
+    jensen_shannon_mi,
+    split_scores,
+)
 from selfsup.losses.nt_xent import NTXentLoss
 
-__all__ = ["InfoNCELoss", "NTXentLoss"]
+__all__ = [
+    "MINE",
+    "ConcatCritic",
+    "InfoNCELoss",
+    "MutualInformationLoss",
+    "NTXentLoss",
+    "donsker_varadhan_mi",
+    "info_nce_mi",
+    "jensen_shannon_mi",
+    "split_scores",
+]
