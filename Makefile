@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
-DEMO_METHODS ?= simclr moco_v2 rotation jigsaw relative_position
+DEMO_METHODS ?= simclr moco_v2 rotation jigsaw relative_position dim
 
 .PHONY: demo test venv clean
 
@@ -26,9 +26,10 @@ demo: $(STAMP)
 	$(BIN)/python -m downstream.fewshot \
 		$(foreach m,$(DEMO_METHODS),--checkpoint $(m)=$(DEMO_DIR)/$(m)/backbone.pt) \
 		--output $(DEMO_DIR)/fewshot.md
+	$(BIN)/python -m downstream.evaluate --config configs/downstream/digits.yaml
 
 test: $(STAMP)
-	$(BIN)/ruff check selfsup downstream tests
+	$(BIN)/ruff check selfsup downstream tests benchmarks
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -139,14 +139,19 @@ def test_batch_of_one_is_refused_without_overwriting_the_run(run_cli, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["simclr", "moco_v2"])
-def test_two_process_ddp_pretraining_runs_through_the_cli(run_cli, tmp_path, method):
+@pytest.mark.parametrize(
+    ("method", "overrides"),
+    [("simclr", []), ("moco_v2", []), ("dim", ["--model.init_args.global_weight", "0.5"])],
+    ids=["simclr", "moco_v2", "dim"],
+)
+def test_two_process_ddp_pretraining_runs_through_the_cli(run_cli, tmp_path, method, overrides):
     config = str(REPO / "configs" / "pretrain" / f"{method}_digits.yaml")
     result = run_cli(
         "fit",
         "--config",
         config,
         *FAST,
+        *overrides,
         "--trainer.devices",
         "2",
         "--trainer.strategy",

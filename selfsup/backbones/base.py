@@ -21,5 +21,14 @@ class Backbone(nn.Module, abc.ABC):
     def forward_stages(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps ``(B, stage_dims[s], H_s, W_s)`` after each stage ``s``."""
 
+    @abc.abstractmethod
+    def stage_modules(self) -> list[nn.Module]:
+        """The module of each stage, in order (fine-tuning freezes or decays them by stage)."""
+
+    def stem_modules(self) -> list[nn.Module]:
+        """The children that run before the first stage (ResNet's ``conv1``, ``bn1``, ...)."""
+        inside = {id(module) for stage in self.stage_modules() for module in stage.modules()}
+        return [child for child in self.children() if not any(id(module) in inside for module in child.modules())]
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_stages(images)[-1].mean(dim=(2, 3))

@@ -35,6 +35,9 @@ class ResNet(tv_resnet.ResNet, Backbone):
         self.stage_dims = tuple(64 * 2**i * block.expansion for i in range(4))
         self.feature_dim = self.stage_dims[-1]
 
+    def stage_modules(self) -> list[nn.Module]:
+        return [self.layer1, self.layer2, self.layer3, self.layer4]
+
     def forward_stages(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(images))))
         maps = []

@@ -30,6 +30,9 @@ class SmallConvNet(Backbone):
             channels = out_channels
         self.stages = nn.ModuleList(stages)
 
+    def stage_modules(self) -> list[nn.Module]:
+        return list(self.stages)
+
     def forward_stages(self, images: torch.Tensor) -> list[torch.Tensor]:
         maps = []
         x = images

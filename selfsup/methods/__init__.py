@@ -1,10 +1,11 @@
 """Pretraining methods, one file each, on the shared shell :class:`PretrainMethod`."""
 
 from selfsup.methods.base import PretrainMethod
+from selfsup.methods.deep_infomax import DeepInfoMax
 from selfsup.methods.jigsaw import Jigsaw
 from selfsup.methods.moco import MoCo
 from selfsup.methods.relative_position import RelativePosition
 from selfsup.methods.rotation import RotationPrediction
 from selfsup.methods.simclr import SimCLR
 
-__all__ = ["Jigsaw", "MoCo", "PretrainMethod", "RelativePosition", "RotationPrediction", "SimCLR"]
+__all__ = ["DeepInfoMax", "Jigsaw", "MoCo", "PretrainMethod", "RelativePosition", "RotationPrediction", "SimCLR"]

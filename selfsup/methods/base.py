@@ -37,6 +37,10 @@ BANK, QUERIES = 0, 1
 class PretrainMethod(pl.LightningModule):
     """Base of all pretraining methods; see the module docstring for what it owns."""
 
+    #: Children trained by an optimiser of their own, which the method adds in its
+    #: ``configure_optimizers``; the shared optimiser leaves them alone.
+    separately_optimised: tuple[str, ...] = ()
+
     def __init__(
         self,
         backbone: str = "resnet18",
@@ -122,7 +126,8 @@ class PretrainMethod(pl.LightningModule):
         hparams = self.hparams
         global_batch = self._per_device_batch_size() * self.trainer.world_size * self.trainer.accumulate_grad_batches
         lr = scaled_learning_rate(hparams.lr, global_batch, hparams.lr_scaling, hparams.reference_batch_size)
-        trained = nn.ModuleList(child for name, child in self.named_children() if name != "online_probe")
+        excluded = {"online_probe", *self.separately_optimised}
+        trained = nn.ModuleList(child for name, child in self.named_children() if name not in excluded)
         groups = decay_groups(trained, hparams.weight_decay, hparams.exclude_bias_and_norm)
         groups.append(
             {

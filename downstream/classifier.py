@@ -1,0 +1,124 @@
+"""A linear head on a backbone, for the linear probe and for fine-tuning.
+
+* Linear probe: the backbone is frozen and stays in eval mode (its batch-norm
+  statistics do not move even though Lightning calls ``train()``); with cached features
+  the backbone is ``nn.Identity`` and the inputs are the features.
+* Fine-tuning: the backbone trains, except its first ``frozen_stages`` stages, which
+  are frozen like the probe's backbone; per-stage learning rates give a separate
+  backbone rate or layer-wise decay.
+
+Test accuracy is a torchmetrics metric, synced across ranks.
+"""
+
+import math
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from downstream.recipes import FinetuneRecipe, LinearRecipe
+from selfsup.errors import ConfigurationError
+
+
+class FrozenBackboneChanged(RuntimeError):
+    """A linear probe changed the backbone it should have left alone."""
+
+
+class Classifier(pl.LightningModule):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        feature_dim: int,
+        num_classes: int,
+        recipe: LinearRecipe | FinetuneRecipe,
+        feature_statistics: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
+        """``feature_statistics``: (mean, std) of the training features, to standardise them."""
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(feature_dim, num_classes)
+        mean, std = feature_statistics or (torch.zeros(feature_dim), torch.ones(feature_dim))
+        self.register_buffer("feature_mean", mean.clone())
+        self.register_buffer("feature_std", std.clamp_min(1e-6))
+        self.recipe = recipe
+        self.fine_tuning = isinstance(recipe, FinetuneRecipe)
+        self.frozen = self._frozen_modules()
+        self.backbone.train(self.fine_tuning)
+        for module in self.frozen:
+            module.requires_grad_(False).eval()
+        self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
+        self._snapshot: dict[str, torch.Tensor] | None = None
+
+    def _frozen_modules(self) -> list[nn.Module]:
+        if not self.fine_tuning:
+            return [self.backbone]
+        stages, frozen = self.backbone.stage_modules(), self.recipe.frozen_stages
+        if not 0 <= frozen <= len(stages):
+            raise ConfigurationError(f"finetune.frozen_stages must lie in [0, {len(stages)}], got {frozen}.")
+        return self.backbone.stem_modules() + stages[:frozen] if frozen else []
+
+    def train(self, mode: bool = True) -> "Classifier":
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.head((self.backbone(inputs) - self.feature_mean) / self.feature_std)
+
+    def training_step(self, batch, batch_idx):
+        inputs, labels, _ = batch
+        loss = F.cross_entropy(self(inputs), labels)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def test_step(self, batch, batch_idx) -> None:
+        inputs, labels, _ = batch
+        self.test_accuracy.update(self(inputs).argmax(dim=1), labels)
+        self.log("test/acc", self.test_accuracy, on_step=False, on_epoch=True)
+
+    def on_fit_start(self) -> None:
+        if not self.fine_tuning and self.recipe.check_frozen:
+            self._snapshot = {key: value.detach().clone() for key, value in self.backbone.state_dict().items()}
+
+    def on_fit_end(self) -> None:
+        if self._snapshot is None:
+            return
+        changed = [
+            key for key, value in self.backbone.state_dict().items() if not torch.equal(value, self._snapshot[key])
+        ]
+        self._snapshot = None
+        if changed:
+            raise FrozenBackboneChanged(f"the linear probe changed the frozen backbone: {', '.join(changed[:8])}")
+
+    def configure_optimizers(self):
+        recipe = self.recipe
+        groups = [{"params": list(self.head.parameters()), "lr": recipe.lr}]
+        if self.fine_tuning:
+            groups += self._backbone_groups()
+        optimizer = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+        total = max(1, self.trainer.estimated_stepping_batches)
+        if self.fine_tuning or recipe.schedule == "cosine":
+            factor = lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))  # noqa: E731
+        else:
+            factor = lambda step: 0.1 ** sum(step >= fraction * total for fraction in (0.6, 0.8))  # noqa: E731
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def _backbone_groups(self) -> list[dict]:
+        """Stage s of S trains at backbone_lr x layer_decay^(S - s); the stem one step lower."""
+        recipe = self.recipe
+        stages = self.backbone.stage_modules()
+        base_lr = recipe.backbone_lr if recipe.backbone_lr is not None else recipe.lr
+        decay = recipe.layer_decay if recipe.layer_decay is not None else 1.0
+        groups = [
+            {"params": list(stage.parameters()), "lr": base_lr * decay ** (len(stages) - index)}
+            for index, stage in enumerate(stages)
+            if index >= recipe.frozen_stages
+        ]
+        if recipe.frozen_stages == 0:
+            stem = nn.ModuleList(self.backbone.stem_modules())
+            groups.append({"params": list(stem.parameters()), "lr": base_lr * decay ** (len(stages) + 1)})
+        return [group for group in groups if group["params"]]

@@ -1,0 +1,72 @@
+"""The labelled datasets a backbone is evaluated on, by name.
+
+| name | train | test |
+|---|---|---|
+| ``digits`` | digits train split (1,078) | digits test split (360) |
+| ``digits_transfer`` | digits train, classes 5-9 only, relabelled 0-4 | digits test, classes 5-9 |
+| ``cifar10``, ``cifar100`` | the 50,000 training images | the official 10,000 test images |
+| ``stl10`` | the 5,000 labelled training images | the 8,000 test images |
+| ``imagefolder`` | ``<data_dir>/train/<class>/*`` | ``<data_dir>/val/<class>/*`` |
+
+``digits_transfer`` evaluates on classes a pretraining run saw without labels, as a
+subset task of its own. Real datasets are read from ``data_dir``; a missing directory
+is one message saying what was expected.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset
+
+from selfsup.data import (
+    CIFAR10DataModule,
+    CIFAR100DataModule,
+    ImageFolderDataModule,
+    STL10DataModule,
+    digits_split,
+)
+from selfsup.data.datasets import TensorImageDataset
+from selfsup.errors import ConfigurationError
+
+TRANSFER_CLASSES = (5, 6, 7, 8, 9)
+
+
+@dataclass
+class LabelledSplits:
+    train: Dataset
+    test: Dataset
+    num_classes: int
+    crop_fraction: float = 1.0
+
+
+def load_dataset(name: str, image_size: int, data_dir: str | None = None) -> LabelledSplits:
+    """Train and test split of dataset ``name`` (see the module docstring)."""
+    if name == "digits":
+        return LabelledSplits(digits_split("train", image_size), digits_split("test", image_size), 10)
+    if name == "digits_transfer":
+        return LabelledSplits(
+            _class_subset(digits_split("train", image_size), TRANSFER_CLASSES),
+            _class_subset(digits_split("test", image_size), TRANSFER_CLASSES),
+            len(TRANSFER_CLASSES),
+        )
+    datamodules = {
+        "cifar10": CIFAR10DataModule,
+        "cifar100": CIFAR100DataModule,
+        "stl10": STL10DataModule,
+        "imagefolder": ImageFolderDataModule,
+    }
+    if name not in datamodules:
+        known = ", ".join(["digits", "digits_transfer", *datamodules])
+        raise ConfigurationError(f"unknown dataset {name!r}; known datasets: {known}.")
+    if data_dir is None:
+        raise ConfigurationError(f"dataset {name!r} needs a data directory: give it as {name}=/path/to/data.")
+    datamodule = datamodules[name](data_dir=data_dir, image_size=image_size)
+    _, labelled, test = datamodule.raw_splits()
+    return LabelledSplits(labelled, test, datamodule.num_classes, datamodule.crop_fraction)
+
+
+def _class_subset(dataset: TensorImageDataset, classes: tuple[int, ...]) -> TensorImageDataset:
+    keep = torch.isin(dataset.labels, torch.tensor(classes))
+    relabel = {old: new for new, old in enumerate(classes)}
+    labels = torch.tensor([relabel[int(label)] for label in dataset.labels[keep]])
+    return TensorImageDataset(dataset.images[keep], labels)

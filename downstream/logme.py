@@ -1,0 +1,58 @@
+"""LogME: how well frozen features suit a labelled task, without training anything.
+
+You et al., "LogME: Practical Assessment of Pre-trained Models for Transfer
+Learning", ICML 2021. For each class k, the one-hot target y_k is modelled as a
+Bayesian linear regression on the features F (N x D): weights w ~ N(0, 1/alpha),
+noise ~ N(0, 1/beta). The log marginal likelihood (evidence)
+
+    L(alpha, beta) = N/2 log beta + D/2 log alpha - N/2 log 2pi
+                     - beta/2 ||F m - y||^2 - alpha/2 ||m||^2 - 1/2 log|A|,
+    A = alpha I + beta F^T F,   m = beta A^-1 F^T y,
+
+is maximised over alpha and beta by MacKay's fixed-point updates, computed in the
+eigenbasis of F^T F (one SVD for all classes). LogME is the maximum evidence divided
+by N, averaged over classes: higher means the features fit the labels better.
+"""
+
+import math
+
+import torch
+
+
+@torch.no_grad()
+def logme(features: torch.Tensor, labels: torch.Tensor, max_iter: int = 1000, tolerance: float = 1e-8) -> float:
+    features = features.double()
+    count, dim = features.shape
+    left, singular, _ = torch.linalg.svd(features, full_matrices=False)
+    eigenvalues = singular**2
+    evidences = []
+    for label in labels.unique(sorted=True):
+        target = (labels == label).double()
+        projections = left.T @ target
+        outside = (target @ target - projections @ projections).clamp_min(0.0)
+        alpha, beta = 1.0, 1.0
+        for _ in range(max_iter):
+            denominator = alpha + beta * eigenvalues
+            gamma = (beta * eigenvalues / denominator).sum()
+            weight_norm = ((beta * singular * projections / denominator) ** 2).sum()
+            residual = ((alpha * projections / denominator) ** 2).sum() + outside
+            new_alpha = (gamma / weight_norm.clamp_min(1e-12)).item()
+            new_beta = ((count - gamma) / residual.clamp_min(1e-12)).item()
+            converged = abs(new_alpha - alpha) / alpha < tolerance and abs(new_beta - beta) / beta < tolerance
+            alpha, beta = new_alpha, new_beta
+            if converged:
+                break
+        denominator = alpha + beta * eigenvalues
+        weight_norm = ((beta * singular * projections / denominator) ** 2).sum()
+        residual = ((alpha * projections / denominator) ** 2).sum() + outside
+        log_determinant = torch.log(denominator).sum() + (dim - len(eigenvalues)) * math.log(alpha)
+        evidence = (
+            count / 2 * math.log(beta)
+            + dim / 2 * math.log(alpha)
+            - count / 2 * math.log(2 * math.pi)
+            - beta / 2 * residual
+            - alpha / 2 * weight_norm
+            - log_determinant / 2
+        )
+        evidences.append(evidence.item() / count)
+    return sum(evidences) / len(evidences)

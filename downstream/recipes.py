@@ -1,0 +1,75 @@
+"""The protocols' settings; every field is a YAML key of ``configs/downstream/*.yaml``."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from selfsup.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class KNNRecipe:
+    """Weighted kNN on L2-normalised features (Wu et al. 2018): k and temperature."""
+
+    k: int = 20
+    temperature: float = 0.07
+
+
+@dataclass(frozen=True)
+class LinearRecipe:
+    """A linear classifier on the frozen backbone; the defaults are MoCo's protocol.
+
+    He et al. 2020, sec. 4.1: backbone frozen with batch norm in eval mode, SGD with
+    learning rate 30, momentum 0.9, no weight decay, global batch 256, 100 epochs, the
+    rate divided by 10 at 60% and 80% of training (``schedule: step``; or ``cosine``),
+    training images augmented by a random resized crop and a flip (``augment``).
+    ``cache_features`` instead extracts the features once, without augmentation, and
+    trains on them: the backbone runs once instead of every epoch. ``check_frozen``
+    verifies afterwards that no backbone weight or batch-norm statistic changed.
+    ``standardize`` subtracts each feature's training-set mean and divides by its
+    deviation (a fixed affine map, the same on every rank): off in MoCo's protocol, it
+    lets one learning rate (e.g. 0.1) suit backbones whose features differ in scale by
+    orders of magnitude, such as a randomly initialised baseline.
+    """
+
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 30.0
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: Literal["step", "cosine"] = "step"
+    augment: bool = True
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    flip_prob: float = 0.5
+    cache_features: bool = False
+    check_frozen: bool = True
+    standardize: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cache_features and self.augment:
+            raise ConfigurationError(
+                "linear.cache_features extracts each image's features once, so it cannot augment: "
+                "set linear.augment: false to cache, or linear.cache_features: false to augment."
+            )
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """Fine-tuning the backbone with a new linear head.
+
+    ``frozen_stages`` keeps the first N stages fixed (weights and batch-norm statistics).
+    The trained stages get ``backbone_lr`` (default: ``lr``), or, with ``layer_decay``,
+    stage s of S gets lr x layer_decay^(S - s). The usual supervised augmentation:
+    random resized crop of scale ``crop_scale`` and a horizontal flip with
+    ``flip_prob``. Cosine schedule.
+    """
+
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 0.1
+    backbone_lr: float | None = None
+    layer_decay: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    frozen_stages: int = 0
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    flip_prob: float = 0.5
