@@ -71,7 +71,9 @@ def main() -> None:
     )
     torch.manual_seed(0)
     backbone = build_backbone(args.backbone, **({"cifar_stem": True} if args.backbone.startswith("resnet") else {}))
-    recipe = LinearRecipe(epochs=args.epochs, batch_size=128, lr=0.1, schedule="cosine", augment=False)
+    recipe = LinearRecipe(
+        epochs=args.epochs, batch_size=128, lr=0.1, schedule="cosine", augment=False, standardize=True
+    )
     hardware = Hardware(accelerator=args.accelerator, batch_size=256)
 
     uncached_timer = EpochTimer()

@@ -73,6 +73,11 @@ def evaluate_matrix(
     """
     if not checkpoints or not datasets:
         raise ConfigurationError("give at least one checkpoint and one dataset (see configs/downstream/).")
+    if not 0 < label_fraction <= 1 or (labels_per_class is not None and labels_per_class < 1):
+        raise ConfigurationError(
+            f"label_fraction must lie in (0, 1] (1% is 0.01) and labels_per_class be >= 1; "
+            f"got {label_fraction} and {labels_per_class}."
+        )
     backbones = {name: load_backbone(path) for name, path in checkpoints.items()}
     if random_init_baseline:
         backbones |= _random_baselines(backbones, seed)

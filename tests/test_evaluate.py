@@ -104,6 +104,14 @@ def test_a_checkpoint_of_another_architecture_is_one_message_listing_keys(tmp_pa
     assert "Traceback" not in error
 
 
+@pytest.mark.parametrize("bad", [["--label_fraction", "1.5"], ["--labels_per_class", "0"]])
+def test_label_fraction_out_of_range_stops_before_any_work(tmp_path, capsys, bad):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--checkpoints", "{x: /nonexistent.pt}", "--datasets", "{digits: null}", *bad])
+    assert exit_info.value.code == 2
+    assert "label_fraction must lie in (0, 1]" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_two_process_ddp_evaluation_equals_one_process(tmp_path):
     """Extraction, kNN, LogME and the probe with the backbone in the loop, on 1 and on 2 CPU processes."""
