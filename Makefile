@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(BIN)/python -m downstream.evaluate --config configs/downstream/digits.yaml
 
 test: $(STAMP)
-	$(BIN)/ruff check selfsup downstream tests benchmarks
+	$(BIN)/ruff check selfsup downstream slurm tests benchmarks
 	$(BIN)/python -m pytest -q
 
 clean:

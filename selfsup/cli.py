@@ -14,14 +14,19 @@ Bad input ends the command with one line on stderr and exit status 2.
 
 import os
 import sys
+import uuid
+from pathlib import Path
 
 from jsonargparse import Namespace
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.utilities import rank_zero_only
 
 from selfsup.data import PretrainDataModule
 from selfsup.errors import ConfigurationError
 from selfsup.methods import PretrainMethod
+from selfsup.requeue import RequeueOnSignal
+from selfsup.views_image import LogAugmentedViews
 
 
 class SelfsupCLI(LightningCLI):
@@ -30,6 +35,8 @@ class SelfsupCLI(LightningCLI):
         # checkpoint is saved, so the newest state gets a callback of its own.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.add_lightning_class_args(RequeueOnSignal, "requeue")
+        parser.add_lightning_class_args(LogAugmentedViews, "views_image")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/knn_acc",
@@ -49,13 +56,32 @@ class SelfsupCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
-        """Put W&B's files in the run directory unless the config says where."""
+        """Put W&B's files in the run directory unless the config says where, and keep one run id.
+
+        The id is stored in ``<run directory>/wandb_run_id`` by rank 0: a requeued or resumed
+        job logs to the same W&B run (``resume="allow"``) instead of starting a new one.
+        """
         config = self.config.get(self.subcommand, self.config)
         loggers = config.trainer.logger if isinstance(config.trainer.logger, list) else [config.trainer.logger]
         for logger in loggers:
             if isinstance(logger, Namespace) and logger.class_path.endswith("WandbLogger"):
                 if logger.init_args.get("save_dir") in (None, "."):
                     logger.init_args.save_dir = config.trainer.default_root_dir or "."
+                if logger.init_args.get("id") is None:
+                    logger.init_args.id = persistent_run_id(Path(logger.init_args.save_dir))
+                    logger.init_args.resume = "allow"
+
+
+def persistent_run_id(run_dir: Path) -> str:
+    """The W&B run id of ``run_dir``, created (by rank 0 only) on the first call."""
+    path = run_dir / "wandb_run_id"
+    if path.is_file():
+        return path.read_text().strip()
+    run_id = uuid.uuid4().hex[:12]
+    if rank_zero_only.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(run_id + "\n")
+    return run_id
 
 
 def _checkpoint_dir(root: str | None) -> str:

@@ -59,26 +59,31 @@ def test_digits_trains_exports_and_resumes_where_it_stopped(run_cli, tmp_path):
 
 @pytest.mark.slow
 def test_wandb_offline_run_lands_in_the_run_directory(run_cli, tmp_path):
-    wandb_config = str(REPO / "configs" / "logging" / "wandb.yaml")
-    result = run_cli(
-        "fit",
-        "--config",
-        DIGITS,
-        "--config",
-        wandb_config,
-        *FAST,
-        "--trainer.max_epochs",
-        "1",
-        "--trainer.default_root_dir",
-        "run",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+    def fit_with_wandb(*args: str):
+        wandb_config = str(REPO / "configs" / "logging" / "wandb.yaml")
+        result = run_cli(
+            "fit", "--config", DIGITS, "--config", wandb_config, *FAST, "--trainer.default_root_dir", "run", *args
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return sorted((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+
+    # Checkpoints as artifacts: WandbLogger wants offline=False for that; WANDB_MODE keeps it offline.
+    artifacts = ["--trainer.logger.init_args.offline", "false", "--trainer.logger.init_args.log_model", "true"]
+    runs = fit_with_wandb("--trainer.max_epochs", "1", "--trainer.log_every_n_steps", "1", *artifacts)
     assert len(runs) == 1
     records = runs[0].read_bytes()
-    for key in (b"train/nt_xent", b"val/knn_acc", b"val/linear_acc", b"temperature"):
+    run_id = (tmp_path / "run" / "wandb_run_id").read_text().strip()
+    expected = [b"train/nt_xent", b"train/lr", b"val/knn_acc", b"val/linear_acc", b"temperature"]
+    expected += [b"train/augmented_views", f"model-{run_id}".encode()]
+    for key in expected:
         assert key in records, key
+    assert list((runs[0].parent / "files" / "media" / "images" / "train").glob("augmented_views_*.png"))
     assert not (tmp_path / "wandb").exists()
+
+    # Resuming in the same run directory continues the same W&B run.
+    runs = fit_with_wandb("--trainer.max_epochs", "2", "--ckpt_path", "run/checkpoints/last.ckpt")
+    assert len(runs) == 2
+    assert all(path.name == f"run-{run_id}.wandb" for path in runs)
 
 
 def _assert_clean_error(result, *fragments):

@@ -94,6 +94,9 @@ class PretrainMethod(pl.LightningModule):
         self.log_dict({"train/probe_loss": loss, "train/probe_acc": accuracy}, on_step=True, on_epoch=False)
         return loss
 
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+
     def on_validation_epoch_start(self) -> None:
         self._val_outputs = {BANK: [], QUERIES: []}
 
