@@ -1,11 +1,12 @@
 """A real one-node Slurm on localhost for the integration test: munge, slurmctld, slurmd.
 
-Installs Debian's ``slurm-wlm`` and ``munge`` when missing (root and apt-get needed),
+Installs Debian's ``slurm-wlm`` and ``munge`` when missing (root and apt-get needed; the
+test is skipped, saying why, when they cannot be installed),
 writes a slurm.conf under a temporary directory, starts the three daemons and stops
 them by PID. Settings from ../shared/REFERENCE.md: select/cons_tres, proctrack/linuxproc,
 task/none, no accounting, ``AuthInfo=cred_expire=10`` and ``KillWait=5`` so a requeued
-job restarts within seconds. Its munged listens on a socket of its own (``AuthInfo=socket=``),
-so a munge already running on the machine is left alone.
+job restarts within seconds. Its munged has a key and a socket of its own
+(``AuthInfo=socket=``), so a munge already set up on the machine is left alone.
 """
 
 import os
@@ -57,14 +58,16 @@ def can_install() -> str | None:
     return None
 
 
-def install() -> None:
+def install() -> str | None:
+    """Install slurm-wlm and munge when missing; return why that failed, or None."""
     if shutil.which("slurmctld") and shutil.which("munged"):
-        return
+        return None
     environment = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True, env=environment)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "slurm-wlm", "munge"], check=True, capture_output=True, env=environment
-    )
+    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "slurm-wlm", "munge"]):
+        result = subprocess.run(command, capture_output=True, text=True, env=environment)
+        if result.returncode != 0:
+            return f"{' '.join(command)} failed: {result.stderr.strip()[-500:]}"
+    return None
 
 
 class LocalSlurm:
@@ -75,10 +78,12 @@ class LocalSlurm:
         self._pid_files = [root / "munged.pid", root / "slurmctld.pid", root / "slurmd.pid"]
 
     def start(self) -> "LocalSlurm":
-        install()
         for folder in ("state", "spool", "munge"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         socket_path = self.root / "munge" / "munge.socket"
+        key_path = self.root / "munge" / "munge.key"
+        key_path.write_bytes(os.urandom(1024))
+        key_path.chmod(0o600)
         self.conf.write_text(
             SLURM_CONF.format(
                 host=socket.gethostname().split(".")[0],
@@ -95,6 +100,7 @@ class LocalSlurm:
                 "munged",
                 "--force",
                 f"--socket={socket_path}",
+                f"--key-file={key_path}",
                 f"--pid-file={self.root / 'munged.pid'}",
                 f"--log-file={self.root / 'munged.log'}",
                 f"--seed-file={self.root / 'munge' / 'seed'}",

@@ -8,7 +8,7 @@ import torch
 from selfsup.requeue import next_hpc_checkpoint
 from slurm.launch import Resources, main, render
 from tests.conftest import REPO
-from tests.slurm_cluster import LocalSlurm, can_install
+from tests.slurm_cluster import LocalSlurm, can_install, install
 
 DIGITS = str(REPO / "configs" / "pretrain" / "simclr_digits.yaml")
 WANDB = str(REPO / "configs" / "logging" / "wandb.yaml")
@@ -92,9 +92,9 @@ def readable(checkpoint):
 
 @pytest.mark.slow
 def test_preempted_job_requeues_resumes_and_keeps_one_wandb_run(tmp_path):
-    reason = can_install()
+    reason = can_install() or install()
     if reason:
-        pytest.skip(reason)
+        pytest.skip(f"no local Slurm: {reason}")
     cluster = LocalSlurm(tmp_path / "slurm").start()
     try:
         run_dir = tmp_path / "run"
