@@ -10,18 +10,21 @@ table reports mean ± standard deviation over seeds, in percent.
 """
 
 import argparse
+import logging
 import statistics
 import sys
 from pathlib import Path
 
 import torch
 
-from downstream.features import extract_features
+from downstream.extraction import extract
+from downstream.hardware import Hardware
 from downstream.linear import LinearProbe
 from downstream.splits import balanced_subset
 from selfsup.backbones import build_backbone
 from selfsup.checkpoints import load_backbone
 from selfsup.data import DigitsDataModule, digits_split, eval_transform
+from selfsup.data.datasets import IndexedDataset
 from selfsup.errors import ConfigurationError
 from selfsup.evaluation import weighted_knn_predict
 
@@ -79,16 +82,21 @@ def evaluate(checkpoints: dict[str, str], per_class: int, seeds: list[int], knn_
         for seed in seeds:
             torch.manual_seed(seed)
             random_backbone = build_backbone(architecture, **kwargs)
-            features = [extract_features(random_backbone, dataset, transform) for dataset in splits]
+            features = [frozen_features(random_backbone, dataset, transform) for dataset in splits]
             add(f"random init ({architecture}, {image_size}px)", seed, *features)
 
     for name, (backbone, _) in loaded.items():
         print(f"evaluating {name} ...", file=sys.stderr)
         _, transform, splits = formats[name]
-        features = [extract_features(backbone, dataset, transform) for dataset in splits]
+        features = [frozen_features(backbone, dataset, transform) for dataset in splits]
         for seed in seeds:
             add(name, seed, *features)
     return rows
+
+
+def frozen_features(backbone, dataset, transform) -> tuple[torch.Tensor, torch.Tensor]:
+    (features,), labels = extract(backbone, IndexedDataset(dataset, transform), Hardware(accelerator="cpu"))
+    return features, labels
 
 
 def markdown_table(rows, per_class: int, seeds: list[int]) -> str:
@@ -122,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--knn-temperature", type=float, default=0.07)
     parser.add_argument("--output", type=Path, help="also write the table to this markdown file")
     args = parser.parse_args(argv)
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     try:
         rows = evaluate(dict(args.checkpoint), args.labels_per_class, args.seeds, args.knn_k, args.knn_temperature)
     except (ConfigurationError, ValueError) as error:
