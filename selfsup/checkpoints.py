@@ -125,6 +125,7 @@ def _unpack(payload: dict, path) -> tuple[str | None, dict, dict, dict]:
             if key.startswith("backbone.")
         }
         metadata = {"global_step": payload.get("global_step"), "epoch": payload.get("epoch")}
+        metadata |= payload.get("input_format", {})
         return hparams["backbone"], dict(hparams.get("backbone_kwargs") or {}), state_dict, metadata
     if payload and all(isinstance(value, torch.Tensor) for value in payload.values()):
         return None, {}, payload, {}

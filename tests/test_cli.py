@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from selfsup.checkpoints import load_backbone
+from selfsup.data import DigitsDataModule
 from tests.conftest import REPO
 
 CONFIGS = sorted((REPO / "configs" / "pretrain").glob("*.yaml"))
@@ -37,6 +39,8 @@ def test_digits_trains_exports_and_resumes_where_it_stopped(run_cli, tmp_path):
     run = tmp_path / "run"
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert (last["epoch"], last["global_step"]) == (1, 4)
+    _, metadata = load_backbone(run / "checkpoints" / "last.ckpt")
+    assert metadata["image_size"] == 16 and tuple(metadata["mean"]) == DigitsDataModule.mean
     assert len(list((run / "checkpoints").glob("best-epoch*-knn*.ckpt"))) == 1
     assert (run / "backbone.pt").is_file()
 

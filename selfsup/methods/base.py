@@ -155,6 +155,12 @@ class PretrainMethod(pl.LightningModule):
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record the input format, so downstream code can feed images as pretraining did."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None:
+            checkpoint["input_format"] = _input_format(datamodule)
+
     def on_fit_end(self) -> None:
         if self.trainer.is_global_zero:
             export_backbone(
