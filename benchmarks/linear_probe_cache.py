@@ -5,8 +5,9 @@ images; the uncached probe runs the frozen backbone on every batch of every epoc
 the cached one extracts the features once and then trains on them. Measured side by
 side in one run; prints JSON and a markdown table.
 
-    python benchmarks/linear_probe_cache.py                                  # small conv, digits, CPU
-    python benchmarks/linear_probe_cache.py --backbone resnet18 --image-size 32 --accelerator gpu
+    python benchmarks/linear_probe_cache.py                       # ResNet-18 at 32 px on digits, CPU
+    python benchmarks/linear_probe_cache.py --backbone small_conv --image-size 16
+    python benchmarks/linear_probe_cache.py --accelerator gpu
 """
 
 import argparse
@@ -51,8 +52,8 @@ def timed_hardware(hardware: Hardware, timer: EpochTimer) -> Hardware:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbone", default="small_conv")
-    parser.add_argument("--image-size", type=int, default=16)
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--accelerator", default="cpu")
     args = parser.parse_args()

@@ -36,6 +36,7 @@ from downstream.report import Result, write_report
 from downstream.splits import balanced_subset, label_fraction_subset, labels_of
 from selfsup.backbones import build_backbone
 from selfsup.checkpoints import load_backbone
+from selfsup.devices import check_devices
 from selfsup.errors import ConfigurationError
 
 Protocol = Literal["knn", "linear", "logme", "layerwise", "finetune"]
@@ -78,6 +79,7 @@ def evaluate_matrix(
             f"label_fraction must lie in (0, 1] (1% is 0.01) and labels_per_class be >= 1; "
             f"got {label_fraction} and {labels_per_class}."
         )
+    check_devices(hardware.accelerator, hardware.devices)
     backbones = {name: load_backbone(path) for name, path in checkpoints.items()}
     if random_init_baseline:
         backbones |= _random_baselines(backbones, seed)

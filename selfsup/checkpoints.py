@@ -32,13 +32,19 @@ _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 def atomic_save(payload: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename over it."""
+    """``torch.save`` to a temporary file beside ``path``, flush it to disk, then rename over it.
+
+    A process killed at any moment leaves either the previous file or the new one at
+    ``path``, never a truncated one; a killed write leaves only its ``.tmp`` file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
             torch.save(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -9,7 +9,10 @@ checkpoint callback is a YAML key. A run directory (``trainer.default_root_dir``
 collects ``checkpoints/last.ckpt``, ``checkpoints/best-*.ckpt`` (highest online kNN
 accuracy), ``config.yaml``, the logs and ``backbone.pt``.
 
-Bad input ends the command with one line on stderr and exit status 2.
+Bad input ends the command with one line on stderr and exit status 2; a loss that
+turns non-finite ends it with exit status 3 (see ``model.init_args.non_finite_loss``).
+Checkpoints are written atomically and read without unpickling code
+(:mod:`selfsup.checkpoint_io`).
 """
 
 import os
@@ -18,15 +21,27 @@ import uuid
 from pathlib import Path
 
 from jsonargparse import Namespace
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities import rank_zero_only
 
+from selfsup.checkpoint_io import SafeCheckpointIO
+from selfsup.checkpoints import read_checkpoint
 from selfsup.data import PretrainDataModule
-from selfsup.errors import ConfigurationError
+from selfsup.devices import check_devices
+from selfsup.errors import ConfigurationError, NonFiniteLossError
 from selfsup.methods import PretrainMethod
 from selfsup.requeue import RequeueOnSignal
 from selfsup.views_image import LogAugmentedViews
+
+
+class SelfsupParser(LightningArgumentParser):
+    """Reports a bad argument as the error and a tip, without the usage screen above it."""
+
+    def print_usage(self, file=None) -> None:
+        return None
 
 
 class SelfsupCLI(LightningCLI):
@@ -62,6 +77,7 @@ class SelfsupCLI(LightningCLI):
         job logs to the same W&B run (``resume="allow"``) instead of starting a new one.
         """
         config = self.config.get(self.subcommand, self.config)
+        check_devices(config.trainer.accelerator, config.trainer.devices)
         loggers = config.trainer.logger if isinstance(config.trainer.logger, list) else [config.trainer.logger]
         for logger in loggers:
             if isinstance(logger, Namespace) and logger.class_path.endswith("WandbLogger"):
@@ -70,6 +86,25 @@ class SelfsupCLI(LightningCLI):
                 if logger.init_args.get("id") is None:
                     logger.init_args.id = persistent_run_id(Path(logger.init_args.save_dir))
                     logger.init_args.resume = "allow"
+
+    def instantiate_trainer(self, **kwargs):
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = SafeCheckpointIO()
+        return trainer
+
+    def _parse_ckpt_path(self) -> None:
+        """Check the file given to ``--ckpt_path``; the run's own config stays the config.
+
+        Lightning would read the checkpoint's hyper-parameters into the model config,
+        silently overruling the command line (e.g. a changed ``non_finite_loss``), and
+        with a raw unpickling traceback for a bad file. Here a bad file is one message,
+        and a checkpoint of another architecture is refused when it is restored.
+        """
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path:
+            read_checkpoint(ckpt_path)
 
 
 def persistent_run_id(run_dir: Path) -> str:
@@ -96,23 +131,36 @@ def main(args: list[str] | None = None) -> None:
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
+            parser_class=SelfsupParser,
             args=args,
         )
     except Exception as error:
-        cause = configuration_error_in(error)
+        cause = user_error_in(error)
         if cause is None:
             raise
-        print(f"selfsup: error: {cause}", file=sys.stderr)
-        sys.exit(2)
+        if rank_zero_only.rank == 0:
+            print(f"selfsup: error: {without_worker_traceback(str(cause))}", file=sys.stderr)
+        sys.exit(3 if isinstance(cause, NonFiniteLossError) else 2)
 
 
-def configuration_error_in(error: BaseException | None) -> ConfigurationError | None:
-    """The :class:`ConfigurationError` behind ``error``, if any: the argument parser wraps them."""
+USER_ERRORS = (ConfigurationError, NonFiniteLossError, MisconfigurationException)
+
+
+def user_error_in(error: BaseException | None) -> Exception | None:
+    """The error meant for the user behind ``error``, if any: the argument parser wraps them."""
     while error is not None:
-        if isinstance(error, ConfigurationError):
+        if isinstance(error, USER_ERRORS):
             return error
         error = error.__cause__ or error.__context__
     return None
+
+
+def without_worker_traceback(message: str) -> str:
+    """The original message of an error a DataLoader worker re-raised with its traceback inside."""
+    if "Original Traceback" not in message:
+        return message
+    last_line = message.rstrip().splitlines()[-1]
+    return last_line.split(": ", 1)[-1]
 
 
 if __name__ == "__main__":

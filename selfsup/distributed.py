@@ -77,3 +77,12 @@ def unshuffle_across_ranks(tensor: torch.Tensor, unshuffle: torch.Tensor) -> tor
     """MoCo's Shuffle-BN, step 2: return each rank the outputs of its own samples, in order."""
     everything = gather(tensor)
     return everything[unshuffle.view(world_size(), -1)[rank()]]
+
+
+def all_gather_objects(value) -> list:
+    """``[value of rank 0, value of rank 1, ...]``: any picklable value, on every rank."""
+    if not is_distributed():
+        return [value]
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values

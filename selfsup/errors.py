@@ -1,10 +1,16 @@
-"""The one exception type for bad user input.
+"""The exceptions a user is meant to read.
 
-Raised wherever a configuration value, a path or a file is wrong. The command-line
-entry points catch it and print its message alone, without a traceback, then exit
-with status 2; library callers get an ordinary ``ValueError`` subclass.
+:class:`ConfigurationError` is raised wherever a configuration value, a path or a
+file is wrong; :class:`NonFiniteLossError` when training diverges. The command-line
+entry points catch them and print the message alone, without a traceback, then
+exit with status 2 (bad input) or 3 (diverged); library callers get an ordinary
+``ValueError`` or ``ArithmeticError`` subclass.
 """
 
 
 class ConfigurationError(ValueError):
     """Bad input from the user: the message names the problem and what to do."""
+
+
+class NonFiniteLossError(ArithmeticError):
+    """The loss became NaN or infinite; the message names the step and the checkpoints kept."""

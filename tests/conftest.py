@@ -18,7 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def run_cli(tmp_path):
-    """Run ``python -m selfsup ARGS`` in a subprocess; return the completed process."""
+    """Run ``python -m selfsup ARGS`` in a subprocess; return the completed process.
+
+    ``tests`` is importable in it, so a config may name a test-only class.
+    """
     import subprocess
 
     def run(*args: str, timeout: float = 300):
@@ -28,6 +31,7 @@ def run_cli(tmp_path):
             capture_output=True,
             text=True,
             timeout=timeout,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
         )
 
     return run

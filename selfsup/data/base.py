@@ -3,7 +3,10 @@
 A subclass says where its three raw splits come from; this class turns them into
 
 * the training loader: ``(views, label)`` batches of random views (label -1 when
-  the split is unlabelled), shuffled, last incomplete batch dropped;
+  the split is unlabelled), shuffled, last incomplete batch dropped. The views are
+  drawn per image in the loader's workers (``augment_on="workers"``) or, with
+  ``augment_on="device"``, for the whole batch at once on the training device
+  (:mod:`selfsup.data.batch_augment`): the workers then only deliver uint8 images;
 * two validation loaders for the online monitors, both with the evaluation
   transform and yielding ``(image, label, index)``: first the kNN *bank* (labelled
   training images, at most ``knn_bank_size`` of them, a fixed random subset), then
@@ -12,13 +15,16 @@ A subclass says where its three raw splits come from; this class turns them into
 
 import abc
 from pathlib import Path
+from typing import Literal
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
 
 from selfsup.data.augment import Augmentation, eval_transform, view_transform
-from selfsup.data.datasets import IndexedDataset, MultiViewDataset
+from selfsup.data.batch_augment import BatchViewAugmentation
+from selfsup.data.datasets import IndexedDataset, MultiViewDataset, TransformedDataset
 from selfsup.errors import ConfigurationError
 
 
@@ -37,6 +43,7 @@ class PretrainDataModule(pl.LightningDataModule, abc.ABC):
         num_views: int = 2,
         knn_bank_size: int | None = 10_000,
         seed: int = 0,
+        augment_on: Literal["workers", "device"] = "workers",
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -50,6 +57,10 @@ class PretrainDataModule(pl.LightningDataModule, abc.ABC):
         self.num_views = num_views
         self.knn_bank_size = knn_bank_size
         self.seed = seed
+        self.augment_on = augment_on
+        self.batch_augmentation = (
+            BatchViewAugmentation(augmentation, image_size, self.mean, self.std) if augment_on == "device" else None
+        )
         self._splits: tuple[Dataset, Dataset, Dataset] | None = None
 
     @abc.abstractmethod
@@ -62,8 +73,22 @@ class PretrainDataModule(pl.LightningDataModule, abc.ABC):
 
     def train_dataloader(self) -> DataLoader:
         pretrain, _, _ = self._splits
-        views = view_transform(self.augmentation, self.image_size, self.mean, self.std)
-        return self._loader(MultiViewDataset(pretrain, views, self.num_views), shuffle=True, drop_last=True)
+        if self.batch_augmentation is not None:
+            dataset = TransformedDataset(pretrain, v2.ToImage())
+        else:
+            views = view_transform(self.augmentation, self.image_size, self.mean, self.std)
+            dataset = MultiViewDataset(pretrain, views, self.num_views)
+        # Workers restart every epoch, seeded from the global generator: a resumed run
+        # then draws the same augmentations as an uninterrupted one.
+        return self._loader(dataset, shuffle=True, drop_last=True, persistent_workers=False)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """With ``augment_on="device"``: turn a training batch of images into views, on the device."""
+        if self.batch_augmentation is None or not self.trainer.training:
+            return batch
+        images, labels = batch
+        augment = self.batch_augmentation.to(images.device)
+        return [augment(images) for _ in range(self.num_views)], labels
 
     def val_dataloader(self) -> list[DataLoader]:
         _, labelled, val = self._splits
@@ -74,19 +99,29 @@ class PretrainDataModule(pl.LightningDataModule, abc.ABC):
             bank_indices = torch.randperm(len(labelled), generator=generator)[: self.knn_bank_size].sort().values
         return [
             self._loader(
-                IndexedDataset(labelled, transform, bank_indices.tolist() if bank_indices is not None else None)
+                IndexedDataset(labelled, transform, bank_indices.tolist() if bank_indices is not None else None),
+                generator=torch.Generator().manual_seed(self.seed),
             ),
-            self._loader(IndexedDataset(val, transform)),
+            self._loader(IndexedDataset(val, transform), generator=torch.Generator().manual_seed(self.seed)),
         ]
 
-    def _loader(self, dataset: Dataset, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
+    def _loader(
+        self,
+        dataset: Dataset,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        generator: torch.Generator | None = None,
+        persistent_workers: bool = True,
+    ) -> DataLoader:
+        """A loader; ``generator`` keeps it from drawing on the global generator that training resumes."""
         return DataLoader(
             dataset,
+            generator=generator,
             batch_size=self.batch_size,
             shuffle=shuffle,
             drop_last=drop_last,
             num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=persistent_workers and self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 

@@ -5,6 +5,8 @@ images as the kNN bank and the official 10,000-image test set as validation,
 as solo-learn and lightly do for the figures they publish.
 """
 
+from typing import Literal
+
 import torchvision
 
 from selfsup.data.augment import Augmentation
@@ -28,8 +30,9 @@ class CIFAR10DataModule(PretrainDataModule):
         num_views: int = 2,
         knn_bank_size: int | None = None,
         seed: int = 0,
+        augment_on: Literal["workers", "device"] = "workers",
     ) -> None:
-        super().__init__(batch_size, num_workers, image_size, augmentation, num_views, knn_bank_size, seed)
+        super().__init__(batch_size, num_workers, image_size, augmentation, num_views, knn_bank_size, seed, augment_on)
         name = self.dataset_class.__name__
         self.data_dir = require_directory(
             data_dir,

@@ -22,6 +22,21 @@ class TensorImageDataset(Dataset):
         return self.images[index], int(self.labels[index])
 
 
+class TransformedDataset(Dataset):
+    """Yields ``(transform(image), label)``."""
+
+    def __init__(self, base: Dataset, transform: Callable) -> None:
+        self.base = base
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int):
+        image, label = self.base[index]
+        return self.transform(image), label
+
+
 class MultiViewDataset(Dataset):
     """Yields ``(views, label)``: ``num_views`` independent random views of one image."""
 

@@ -8,6 +8,7 @@ are scaled to 0-255, replicated to three channels and resized once to
 """
 
 from functools import lru_cache
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -64,8 +65,9 @@ class DigitsDataModule(PretrainDataModule):
         num_views: int = 2,
         knn_bank_size: int | None = None,
         seed: int = 0,
+        augment_on: Literal["workers", "device"] = "workers",
     ) -> None:
-        super().__init__(batch_size, num_workers, image_size, augmentation, num_views, knn_bank_size, seed)
+        super().__init__(batch_size, num_workers, image_size, augmentation, num_views, knn_bank_size, seed, augment_on)
 
     def raw_splits(self):
         train = digits_split("train", self.image_size)

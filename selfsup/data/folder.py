@@ -1,10 +1,18 @@
 """Any ImageNet-style folder: ``<data_dir>/train/<class>/*`` and ``<data_dir>/val/<class>/*``.
 
 Images are decoded by PIL and converted to RGB (grayscale and RGBA files work).
+A file that cannot be decoded stops the run with its path (``on_corrupt_image:
+stop``, the default) or is skipped, counted and replaced by the next readable
+image of the split (``skip``); the count is printed when the run ends.
 Pretraining uses ``train``; the kNN bank is a fixed random subset of ``train``
 (``knn_bank_size``) and validation is ``val``. Evaluation resizes to
 ``image_size / 0.875`` and centre-crops, the ImageNet convention.
 """
+
+import multiprocessing
+import sys
+import warnings
+from typing import Literal
 
 from torchvision.datasets import ImageFolder
 
@@ -14,6 +22,39 @@ from selfsup.errors import ConfigurationError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class CorruptImageError(ConfigurationError):
+    """An image file of the dataset cannot be decoded."""
+
+
+class CheckedImageFolder(ImageFolder):
+    """``ImageFolder`` whose undecodable files stop the run by name, or are skipped and counted."""
+
+    def __init__(self, root: str, on_corrupt_image: Literal["stop", "skip"] = "stop") -> None:
+        super().__init__(root)
+        self.on_corrupt_image = on_corrupt_image
+        self.corrupt = multiprocessing.get_context().Array("b", len(self.samples))
+
+    def __getitem__(self, index: int):
+        for attempt in range(len(self)):
+            candidate = (index + attempt) % len(self)
+            try:
+                return super().__getitem__(candidate)
+            except (OSError, SyntaxError, ValueError) as error:
+                path = self.samples[candidate][0]
+                if self.on_corrupt_image == "stop":
+                    raise CorruptImageError(
+                        f"cannot decode {path} ({error}); remove or replace it, or set "
+                        "data.init_args.on_corrupt_image: skip to skip and count such files."
+                    ) from None
+                self.corrupt[candidate] = 1
+                warnings.warn(f"skipped corrupt image {path}: {error}", stacklevel=2)
+        raise CorruptImageError(f"no image of {self.root} can be decoded.")
+
+    def corrupt_files(self) -> list[str]:
+        """The files skipped so far, by any worker process."""
+        return [self.samples[index][0] for index, flag in enumerate(self.corrupt[:]) if flag]
 
 
 class ImageFolderDataModule(PretrainDataModule):
@@ -31,8 +72,16 @@ class ImageFolderDataModule(PretrainDataModule):
         num_views: int = 2,
         knn_bank_size: int | None = 10_000,
         seed: int = 0,
+        augment_on: Literal["workers", "device"] = "workers",
+        on_corrupt_image: Literal["stop", "skip"] = "stop",
     ) -> None:
-        super().__init__(batch_size, num_workers, image_size, augmentation, num_views, knn_bank_size, seed)
+        super().__init__(batch_size, num_workers, image_size, augmentation, num_views, knn_bank_size, seed, augment_on)
+        self.on_corrupt_image = on_corrupt_image
+        if augment_on == "device":
+            raise ConfigurationError(
+                "data.init_args.augment_on: device needs images of one size; an image folder holds "
+                "images of many sizes. Use augment_on: workers (crops are drawn per image there)."
+            )
         how = "Pass --data.data_dir pointing at a folder with train/<class>/<image> and val/<class>/<image>."
         self.data_dir = require_directory(data_dir, "image folder", how)
         class_sets = {}
@@ -49,5 +98,14 @@ class ImageFolderDataModule(PretrainDataModule):
         self.num_classes = len(class_sets["train"])
 
     def raw_splits(self):
-        train = ImageFolder(str(self.data_dir / "train"))
-        return train, train, ImageFolder(str(self.data_dir / "val"))
+        train = CheckedImageFolder(str(self.data_dir / "train"), self.on_corrupt_image)
+        return train, train, CheckedImageFolder(str(self.data_dir / "val"), self.on_corrupt_image)
+
+    def teardown(self, stage: str) -> None:
+        if self._splits is None:
+            return
+        _, train, val = self._splits
+        skipped = train.corrupt_files() + val.corrupt_files()
+        if skipped:
+            listed = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+            print(f"skipped {len(skipped)} corrupt image file(s): {listed}", file=sys.stderr)

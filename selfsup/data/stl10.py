@@ -5,6 +5,8 @@ carry label -1, which the online linear probe ignores); the kNN bank is the 5,00
 labelled training images and validation is the 8,000-image test split.
 """
 
+from typing import Literal
+
 import torchvision
 
 from selfsup.data.augment import Augmentation
@@ -26,8 +28,9 @@ class STL10DataModule(PretrainDataModule):
         num_views: int = 2,
         knn_bank_size: int | None = None,
         seed: int = 0,
+        augment_on: Literal["workers", "device"] = "workers",
     ) -> None:
-        super().__init__(batch_size, num_workers, image_size, augmentation, num_views, knn_bank_size, seed)
+        super().__init__(batch_size, num_workers, image_size, augmentation, num_views, knn_bank_size, seed, augment_on)
         self.data_dir = require_directory(
             data_dir,
             "STL-10 data",

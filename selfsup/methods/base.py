@@ -14,9 +14,21 @@ its ``training_step``:
   and count each sample once, so their accuracy is the same on any number of
   devices;
 * export of the bare backbone weights to ``<default_root_dir>/backbone.pt`` when
-  fitting ends.
+  fitting ends;
+* what makes a resumed run the same run: checkpoints carry every rank's random
+  generators (restored with the weights; validation
+  loaders draw nothing from them, so nothing else does before training resumes) and are refused, with
+  the differing weights named, when they belong to another architecture;
+* two speed switches: ``channels_last`` (NHWC weights; convolutions then return
+  NHWC activations) and ``compile_backbone`` (``torch.compile`` of the backbone's
+  forward, in place, so weights and checkpoints keep their names); bf16 autocast is
+  Lightning's ``trainer.precision: bf16-mixed``;
+* a guard against a non-finite loss: all ranks agree, then either stop with a
+  message naming the step (no update is made and no checkpoint written after it)
+  or, with ``non_finite_loss="skip"``, skip that batch's update.
 """
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -25,9 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfsup import random_state
 from selfsup.backbones import build_backbone
 from selfsup.checkpoints import export_backbone
-from selfsup.errors import ConfigurationError
+from selfsup.distributed import all_gather_objects, rank
+from selfsup.errors import ConfigurationError, NonFiniteLossError
 from selfsup.evaluation import gather_unique, weighted_knn_predict
 from selfsup.optim import LARS, decay_groups, scaled_learning_rate, warmup_cosine
 
@@ -58,6 +72,9 @@ class PretrainMethod(pl.LightningModule):
         probe_lr: float = 0.1,
         knn_k: int = 20,
         knn_temperature: float = 0.07,
+        non_finite_loss: Literal["stop", "skip"] = "stop",
+        channels_last: bool = False,
+        compile_backbone: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -78,6 +95,15 @@ class PretrainMethod(pl.LightningModule):
                 f"{type(self).__name__} needs at least 2 images per batch on each device (batch norm and "
                 f"contrastive negatives come from the other images); got data.batch_size={batch_size}."
             )
+        if stage == "fit":
+            self.apply_speed_switches()
+
+    def apply_speed_switches(self) -> None:
+        """``channels_last`` and ``compile_backbone``, applied once before training."""
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.hparams.compile_backbone and self.backbone._compiled_call_impl is None:
+            self.backbone.compile()
 
     def online_probe_step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Train the online linear probe on detached features; labels of -1 are ignored.
@@ -93,6 +119,32 @@ class PretrainMethod(pl.LightningModule):
         accuracy = (logits.argmax(dim=1) == labels[labelled]).float().mean()
         self.log_dict({"train/probe_loss": loss, "train/probe_acc": accuracy}, on_step=True, on_epoch=False)
         return loss
+
+    def backward(self, loss: torch.Tensor, *args, **kwargs) -> None:
+        """Back-propagate ``loss`` unless it is non-finite on any rank (see ``non_finite_loss``).
+
+        A skipped backward pass leaves every gradient ``None``, so the optimisers that
+        step after it leave the weights and their own state unchanged.
+        """
+        non_finite = torch.tensor(float(not torch.isfinite(loss.detach()).all()), device=loss.device)
+        if self.trainer.strategy.reduce(non_finite, reduce_op="max").item() == 0:
+            super().backward(loss, *args, **kwargs)
+            return
+        where = f"step {self.global_step} (epoch {self.current_epoch})"
+        if self.hparams.non_finite_loss == "skip":
+            self.log("train/skipped_batches", 1.0, on_step=False, on_epoch=True, reduce_fx="sum")
+            pl.utilities.rank_zero_warn(f"{type(self).__name__}: non-finite loss at {where}; batch skipped.")
+            return
+        callbacks = self.trainer.checkpoint_callbacks
+        kept = sorted({path for c in callbacks for path in (c.best_model_path, c.last_model_path) if path})
+        value = loss.detach().sum().item()
+        value = "non-finite on another rank" if math.isfinite(value) else value
+        raise NonFiniteLossError(
+            f"{type(self).__name__}: the loss is {value} at {where}; training stopped "
+            f"before updating the weights. Checkpoints kept: {', '.join(kept) or 'none written yet'}. "
+            "Lower model.init_args.lr or raise the temperature, or set model.init_args.non_finite_loss: "
+            "skip to skip such batches."
+        )
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
@@ -156,10 +208,29 @@ class PretrainMethod(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Record the input format, so downstream code can feed images as pretraining did."""
+        """Record every rank's random generators, and the input format for downstream code."""
+        checkpoint["random_states"] = all_gather_objects(random_state.capture())
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None:
             checkpoint["input_format"] = _input_format(datamodule)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse weights of another architecture; keep the generators for the first resumed epoch."""
+        expected = {name: tuple(value.shape) for name, value in self.state_dict().items()}
+        found = {name: tuple(value.shape) for name, value in checkpoint.get("state_dict", {}).items()}
+        if expected != found:
+            missing = sorted(expected.keys() - found.keys())
+            unexpected = sorted(found.keys() - expected.keys())
+            reshaped = sorted(n for n in expected.keys() & found.keys() if expected[n] != found[n])
+            raise ConfigurationError(
+                f"the checkpoint does not belong to this {type(self).__name__} with backbone "
+                f"{self.hparams.backbone!r} {self.hparams.backbone_kwargs or {}}: missing {_preview(missing)}, "
+                f"unexpected {_preview(unexpected)}, other shapes {_preview(reshaped)}. Resume with the "
+                "config the checkpoint was written with (config.yaml in its run directory)."
+            )
+        states = checkpoint.get("random_states")
+        if states:
+            random_state.restore(states[rank() % len(states)])
 
     def on_fit_end(self) -> None:
         if self.trainer.is_global_zero:
@@ -184,6 +255,11 @@ class PretrainMethod(pl.LightningModule):
 def _input_format(datamodule) -> dict:
     """What downstream code needs to feed the backbone images as it saw them."""
     return {key: getattr(datamodule, key) for key in ("image_size", "mean", "std") if hasattr(datamodule, key)}
+
+
+def _preview(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+    return f"[{shown}]"
 
 
 def _without_lars_flag(groups: list[dict]) -> list[dict]:
