@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--backbone", default="small_conv")
     parser.add_argument("--width", type=int, default=64, help="small_conv width")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--distinct-batches", type=int, default=4)
