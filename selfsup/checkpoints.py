@@ -83,7 +83,7 @@ def load_backbone(
     if missing or unexpected:
         raise ConfigurationError(
             f"{path} does not fit backbone {name!r} {kwargs}: "
-            f"missing keys {_preview(missing)}, unexpected keys {_preview(unexpected)}."
+            f"missing keys {preview_keys(missing)}, unexpected keys {preview_keys(unexpected)}."
         )
     try:
         model.load_state_dict(state_dict)
@@ -148,7 +148,8 @@ def _strip_wrappers(key: str) -> str:
     return key
 
 
-def _preview(keys: list[str], limit: int = 8) -> str:
+def preview_keys(keys: list[str], limit: int = 8) -> str:
+    """``[a, b, ... (N in all)]`` for an error message; ``none`` when empty."""
     if not keys:
         return "none"
     shown = ", ".join(keys[:limit])

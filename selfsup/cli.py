@@ -28,7 +28,6 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities import rank_zero_only
 
 from selfsup.checkpoint_io import SafeCheckpointIO
-from selfsup.checkpoints import read_checkpoint
 from selfsup.data import PretrainDataModule
 from selfsup.devices import check_devices
 from selfsup.errors import ConfigurationError, NonFiniteLossError
@@ -94,17 +93,14 @@ class SelfsupCLI(LightningCLI):
         return trainer
 
     def _parse_ckpt_path(self) -> None:
-        """Check the file given to ``--ckpt_path``; the run's own config stays the config.
+        """Keep the run's own config when resuming: do not read ``--ckpt_path`` here.
 
-        Lightning would read the checkpoint's hyper-parameters into the model config,
-        silently overruling the command line (e.g. a changed ``non_finite_loss``), and
-        with a raw unpickling traceback for a bad file. Here a bad file is one message,
-        and a checkpoint of another architecture is refused when it is restored.
+        Lightning would load the checkpoint now to copy its hyper-parameters into the model
+        config, silently overruling the command line (e.g. a changed ``non_finite_loss``),
+        with a raw traceback for a bad file. The file is read once, when the run restores it
+        (:class:`SafeCheckpointIO`: one message for a bad file; a checkpoint of another
+        architecture is refused by the model).
         """
-        subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path:
-            read_checkpoint(ckpt_path)
 
 
 def persistent_run_id(run_dir: Path) -> str:

@@ -16,9 +16,9 @@ its ``training_step``:
 * export of the bare backbone weights to ``<default_root_dir>/backbone.pt`` when
   fitting ends;
 * what makes a resumed run the same run: checkpoints carry every rank's random
-  generators (restored with the weights; validation
-  loaders draw nothing from them, so nothing else does before training resumes) and are refused, with
-  the differing weights named, when they belong to another architecture;
+  generators, restored with the weights (validation loaders draw nothing from them,
+  so nothing else does before training resumes); a checkpoint of another
+  architecture is refused, with the differing weights named;
 * two speed switches: ``channels_last`` (NHWC weights; convolutions then return
   NHWC activations) and ``compile_backbone`` (``torch.compile`` of the backbone's
   forward, in place, so weights and checkpoints keep their names); bf16 autocast is
@@ -39,7 +39,7 @@ from torch import nn
 
 from selfsup import random_state
 from selfsup.backbones import build_backbone
-from selfsup.checkpoints import export_backbone
+from selfsup.checkpoints import export_backbone, preview_keys
 from selfsup.distributed import all_gather_objects, rank
 from selfsup.errors import ConfigurationError, NonFiniteLossError
 from selfsup.evaluation import gather_unique, weighted_knn_predict
@@ -215,7 +215,7 @@ class PretrainMethod(pl.LightningModule):
             checkpoint["input_format"] = _input_format(datamodule)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Refuse weights of another architecture; keep the generators for the first resumed epoch."""
+        """Refuse weights of another architecture; restore every rank's random generators."""
         expected = {name: tuple(value.shape) for name, value in self.state_dict().items()}
         found = {name: tuple(value.shape) for name, value in checkpoint.get("state_dict", {}).items()}
         if expected != found:
@@ -224,8 +224,8 @@ class PretrainMethod(pl.LightningModule):
             reshaped = sorted(n for n in expected.keys() & found.keys() if expected[n] != found[n])
             raise ConfigurationError(
                 f"the checkpoint does not belong to this {type(self).__name__} with backbone "
-                f"{self.hparams.backbone!r} {self.hparams.backbone_kwargs or {}}: missing {_preview(missing)}, "
-                f"unexpected {_preview(unexpected)}, other shapes {_preview(reshaped)}. Resume with the "
+                f"{self.hparams.backbone!r} {self.hparams.backbone_kwargs or {}}: missing {preview_keys(missing)}, "
+                f"unexpected {preview_keys(unexpected)}, other shapes {preview_keys(reshaped)}. Resume with the "
                 "config the checkpoint was written with (config.yaml in its run directory)."
             )
         states = checkpoint.get("random_states")
@@ -255,11 +255,6 @@ class PretrainMethod(pl.LightningModule):
 def _input_format(datamodule) -> dict:
     """What downstream code needs to feed the backbone images as it saw them."""
     return {key: getattr(datamodule, key) for key in ("image_size", "mean", "std") if hasattr(datamodule, key)}
-
-
-def _preview(names: list[str], limit: int = 5) -> str:
-    shown = ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
-    return f"[{shown}]"
 
 
 def _without_lars_flag(groups: list[dict]) -> list[dict]:
