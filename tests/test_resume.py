@@ -19,6 +19,7 @@ from selfsup.methods.deep_infomax import DeepInfoMax
 from selfsup.methods.jigsaw import Jigsaw
 from selfsup.methods.relative_position import RelativePosition
 from selfsup.methods.rotation import RotationPrediction
+from tests.trainers import quiet_trainer
 
 COMMON = dict(backbone="small_conv", backbone_kwargs={"width": 8}, warmup_epochs=1, lr=0.1)
 METHODS = {
@@ -61,19 +62,14 @@ def _fit(method, root, crash_at=None, ckpt_path=None, num_workers=0, **trainer_o
     model = build()
     last = ModelCheckpoint(root / "checkpoints", "last", every_n_epochs=1, save_on_train_epoch_end=True)
     settings = dict(
-        accelerator="cpu",
         deterministic=True,
         max_epochs=EPOCHS,
         limit_train_batches=BATCHES,
-        limit_val_batches=0,
-        default_root_dir=root,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+        enable_checkpointing=True,
         callbacks=[last, CrashAtEpoch(crash_at)],
         plugins=[SafeCheckpointIO()],
     )
-    trainer = pl.Trainer(**{**settings, **trainer_overrides})
+    trainer = quiet_trainer(root, **{**settings, **trainer_overrides})
     datamodule = DigitsDataModule(batch_size=32, num_workers=num_workers, **data)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     return model, trainer
