@@ -23,10 +23,8 @@ demo: $(STAMP)
 		$(BIN)/selfsup fit --config configs/pretrain/$${method}_digits.yaml \
 			--trainer.default_root_dir $(DEMO_DIR)/$$method || exit 1; \
 	done
-	$(BIN)/python -m downstream.fewshot \
-		$(foreach m,$(DEMO_METHODS),--checkpoint $(m)=$(DEMO_DIR)/$(m)/backbone.pt) \
-		--output $(DEMO_DIR)/fewshot.md
-	$(BIN)/python -m downstream.evaluate --config configs/downstream/digits.yaml
+	$(BIN)/selfsup evaluate --config configs/downstream/digits_fewshot.yaml
+	$(BIN)/selfsup evaluate --config configs/downstream/digits.yaml
 
 test: $(STAMP)
 	$(BIN)/ruff check selfsup downstream slurm tests benchmarks

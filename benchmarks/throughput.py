@@ -34,13 +34,13 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from selfsup.components.ema import ema_update
 from selfsup.methods import MoCo, SimCLR
 from selfsup.methods.deep_infomax import DeepInfoMax
 from selfsup.methods.jigsaw import Jigsaw
 from selfsup.methods.relative_position import RelativePosition
 from selfsup.methods.rotation import RotationPrediction
-from selfsup.momentum import ema_update
-from selfsup.optim import warmup_cosine
+from selfsup.schedules import warmup_cosine
 
 METHODS = {
     "simclr": (SimCLR, {"projection_dim": 128}, 2, 32),

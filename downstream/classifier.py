@@ -10,7 +10,7 @@
 Test accuracy is a torchmetrics metric, synced across ranks.
 """
 
-import math
+import functools
 
 import pytorch_lightning as pl
 import torch
@@ -19,7 +19,9 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from downstream.recipes import FinetuneRecipe, LinearRecipe
+from downstream.standardize import Standardization
 from selfsup.errors import ConfigurationError
+from selfsup.schedules import step_decay, warmup_cosine
 
 
 class FrozenBackboneChanged(RuntimeError):
@@ -33,15 +35,13 @@ class Classifier(pl.LightningModule):
         feature_dim: int,
         num_classes: int,
         recipe: LinearRecipe | FinetuneRecipe,
-        feature_statistics: tuple[torch.Tensor, torch.Tensor] | None = None,
+        standardization: Standardization | None = None,
     ) -> None:
-        """``feature_statistics``: (mean, std) of the training features, to standardise them."""
+        """``standardization``: fitted on the training features, applied before the head (none: identity)."""
         super().__init__()
         self.backbone = backbone
         self.head = nn.Linear(feature_dim, num_classes)
-        mean, std = feature_statistics or (torch.zeros(feature_dim), torch.ones(feature_dim))
-        self.register_buffer("feature_mean", mean.clone())
-        self.register_buffer("feature_std", std.clamp_min(1e-6))
+        self.standardize = standardization if standardization is not None else Standardization.identity(feature_dim)
         self.recipe = recipe
         self.fine_tuning = isinstance(recipe, FinetuneRecipe)
         self.frozen = self._frozen_modules()
@@ -66,7 +66,7 @@ class Classifier(pl.LightningModule):
         return self
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.head((self.backbone(inputs) - self.feature_mean) / self.feature_std)
+        return self.head(self.standardize(self.backbone(inputs)))
 
     def training_step(self, batch, batch_idx):
         inputs, labels, _ = batch
@@ -101,9 +101,9 @@ class Classifier(pl.LightningModule):
         optimizer = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
         total = max(1, self.trainer.estimated_stepping_batches)
         if self.fine_tuning or recipe.schedule == "cosine":
-            factor = lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))  # noqa: E731
+            factor = functools.partial(warmup_cosine, warmup_steps=0, total_steps=total)
         else:
-            factor = lambda step: 0.1 ** sum(step >= fraction * total for fraction in (0.6, 0.8))  # noqa: E731
+            factor = functools.partial(step_decay, total_steps=total)  # MoCo: / 10 at 60% and 80%
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 

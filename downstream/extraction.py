@@ -54,3 +54,21 @@ def extract(
     extractor = FeatureExtractor(backbone, dataset, hardware, all_stages)
     hardware.trainer(inference_mode=False).test(extractor)
     return extractor.features, extractor.labels
+
+
+class FeatureCache:
+    """The features of one network, each split's images extracted again only when they change.
+
+    The test split serves every seed; a training subset serves every seed that draws
+    the same one (all of them with every label). ``key`` names the images of a split.
+    """
+
+    def __init__(self, network: nn.Module, hardware: Hardware, all_stages: bool = False) -> None:
+        self.network, self.hardware, self.all_stages = network, hardware, all_stages
+        self._latest: dict[str, tuple] = {}
+
+    def features(self, split: str, dataset: Dataset, key=None) -> tuple[list[torch.Tensor], torch.Tensor]:
+        cached = self._latest.get(split)
+        if cached is None or cached[0] != key:
+            cached = self._latest[split] = (key, extract(self.network, dataset, self.hardware, self.all_stages))
+        return cached[1]

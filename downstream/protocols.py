@@ -1,9 +1,9 @@
 """The evaluation protocols, each a function from a backbone and a dataset to a number.
 
-Protocols that train (linear probe, fine-tuning) run through a Lightning Trainer
-built from :class:`Hardware`, so they run on one device or under DDP alike; those
-that only read features (kNN, LogME, and the probes on cached features) reuse
-features extracted once.
+Protocols that train by SGD (linear probe, fine-tuning) run through a Lightning
+Trainer built from :class:`Hardware`, so they run on one device or under DDP alike;
+those that only read features (kNN, LogME, the L-BFGS logistic regression and the
+linear probe on cached features) reuse features extracted once.
 """
 
 import copy
@@ -18,7 +18,9 @@ from downstream.classifier import Classifier
 from downstream.data import EvaluationData, feature_dataset
 from downstream.extraction import extract
 from downstream.hardware import Hardware
-from downstream.recipes import FinetuneRecipe, KNNRecipe, LinearRecipe
+from downstream.logistic import LogisticRegression
+from downstream.recipes import FinetuneRecipe, KNNRecipe, LinearRecipe, LogisticRecipe
+from downstream.standardize import Standardization
 from selfsup.data import eval_transform
 from selfsup.data.datasets import IndexedDataset
 from selfsup.evaluation import weighted_knn_predict
@@ -64,6 +66,12 @@ def knn_accuracy(train, test, num_classes: int, recipe: KNNRecipe) -> float:
     return 100.0 * (predictions == test[1]).float().mean().item()
 
 
+def logistic_accuracy(train, test, num_classes: int, recipe: LogisticRecipe) -> float:
+    """Top-1 (%) of the L-BFGS logistic regression; ``train`` and ``test`` are ``(features, labels)``."""
+    predictions = LogisticRegression(num_classes, recipe).fit(*train).predict(test[0])
+    return 100.0 * (predictions == test[1]).float().mean().item()
+
+
 def train_and_test(classifier: Classifier, data: EvaluationData, epochs: int, hardware: Hardware) -> float:
     """Fit ``classifier`` for ``epochs`` and return its test top-1 (%), synced across ranks."""
     trainer = hardware.trainer(max_epochs=epochs)
@@ -75,8 +83,8 @@ def train_and_test(classifier: Classifier, data: EvaluationData, epochs: int, ha
 def linear_on_features(train, test, num_classes: int, recipe: LinearRecipe, hardware: Hardware, seed: int) -> float:
     """The linear probe on cached ``(features, labels)``: the backbone never runs."""
     torch.manual_seed(seed)
-    statistics = _statistics(train[0]) if recipe.standardize else None
-    classifier = Classifier(nn.Identity(), train[0].shape[1], num_classes, recipe, statistics)
+    standardization = Standardization.fit(train[0]) if recipe.standardize else None
+    classifier = Classifier(nn.Identity(), train[0].shape[1], num_classes, recipe, standardization)
     data = EvaluationData(
         feature_dataset(*train), feature_dataset(*test), recipe.batch_size, hardware.num_workers, seed
     )
@@ -85,12 +93,12 @@ def linear_on_features(train, test, num_classes: int, recipe: LinearRecipe, hard
 
 def linear_on_images(backbone, task: Task, recipe: LinearRecipe, hardware: Hardware, seed: int) -> float:
     """The linear probe with the frozen backbone run on every batch of every epoch."""
-    statistics = None
+    standardization = None
     if recipe.standardize:
         (features,), _ = extract(backbone, task.images("train"), hardware)
-        statistics = _statistics(features)
+        standardization = Standardization.fit(features)
     torch.manual_seed(seed)
-    classifier = Classifier(backbone, backbone.feature_dim, task.num_classes, recipe, statistics)
+    classifier = Classifier(backbone, backbone.feature_dim, task.num_classes, recipe, standardization)
     train = task.images(
         "train", supervised_augmentation(task, recipe.crop_scale, recipe.flip_prob) if recipe.augment else None
     )
@@ -107,7 +115,3 @@ def fine_tune(backbone, task: Task, recipe: FinetuneRecipe, hardware: Hardware, 
         task.images("train", augment), task.images("test"), recipe.batch_size, hardware.num_workers, seed
     )
     return train_and_test(classifier, data, recipe.epochs, hardware)
-
-
-def _statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return features.mean(dim=0), features.std(dim=0)

@@ -53,6 +53,20 @@ class LinearRecipe:
 
 
 @dataclass(frozen=True)
+class LogisticRecipe:
+    """The ``logistic`` protocol: multinomial logistic regression fitted by L-BFGS (:mod:`downstream.logistic`).
+
+    Full batch, from a zero start, on the cached features of the labelled subset: the
+    L2 penalty is 0.5 x ``weight_decay`` x ||W||^2, at most ``max_iter`` L-BFGS
+    iterations, the features standardised first (``standardize``).
+    """
+
+    weight_decay: float = 1e-3
+    max_iter: int = 300
+    standardize: bool = True
+
+
+@dataclass(frozen=True)
 class FinetuneRecipe:
     """Fine-tuning the backbone with a new linear head.
 

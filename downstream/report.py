@@ -1,6 +1,11 @@
-"""The evaluation matrix's outputs: CSV, a markdown table, a plot, and a W&B table."""
+"""The evaluation matrix's outputs: CSV, a markdown table, a plot, and a W&B table.
+
+``results.csv`` holds every value (a row per checkpoint, dataset, protocol and seed);
+the table and the plot report the mean ± sample standard deviation over the seeds.
+"""
 
 import csv
+import statistics
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
@@ -10,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
-ACCURACY_PROTOCOLS = ("knn", "linear", "finetune")
+ACCURACY_PROTOCOLS = ("knn", "linear", "logistic", "finetune")
 
 
 @dataclass
@@ -18,17 +23,23 @@ class Result:
     checkpoint: str
     dataset: str
     protocol: str
+    seed: int
     value: float
 
 
-def write_report(results: list[Result], output_dir: Path, wandb_project: str | None, wandb_offline: bool) -> str:
-    """Write ``results.csv``, ``results.md`` and ``results.png`` into ``output_dir``; return the markdown."""
+def write_report(
+    results: list[Result], output_dir: Path, labels: str, wandb_project: str | None, wandb_offline: bool
+) -> str:
+    """Write ``results.csv``, ``results.md`` and ``results.png`` into ``output_dir``; return the markdown.
+
+    ``labels`` says how many training labels were used (for the table headings).
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
     with open(output_dir / "results.csv", "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow([field.name for field in fields(Result)])
         writer.writerows(astuple(result) for result in results)
-    table = markdown(results)
+    table = markdown(results, labels)
     (output_dir / "results.md").write_text(table + "\n")
     plot(results, output_dir / "results.png")
     if wandb_project is not None:
@@ -36,17 +47,19 @@ def write_report(results: list[Result], output_dir: Path, wandb_project: str | N
     return table
 
 
-def markdown(results: list[Result]) -> str:
-    """One table per dataset: a row per checkpoint, a column per protocol; then LogME's ranking."""
+def markdown(results: list[Result], labels: str) -> str:
+    """One table per dataset: a row per checkpoint, a column per protocol, mean ± std cells; then LogME's ranking."""
+    seeds = _unique(result.seed for result in results)
+    spread = f"mean ± std over seeds {seeds}" if len(seeds) > 1 else f"1 seed: {seeds[0]}"
     lines = []
     for dataset in _unique(result.dataset for result in results):
         rows = [result for result in results if result.dataset == dataset]
         protocols = _unique(result.protocol for result in rows)
-        lines += [f"**{dataset}** (top-1 %; LogME: evidence per example)", ""]
+        logme = "; LogME: evidence per example" if "logme" in protocols else ""
+        lines += [f"**{dataset}**, {labels} (top-1 %, {spread}{logme})", ""]
         lines += ["| checkpoint | " + " | ".join(protocols) + " |", "|---|" + "---:|" * len(protocols)]
         for checkpoint in _unique(result.checkpoint for result in rows):
-            values = {result.protocol: result.value for result in rows if result.checkpoint == checkpoint}
-            cells = [_format(protocol, values.get(protocol)) for protocol in protocols]
+            cells = [_format(protocol, _values(rows, checkpoint, protocol)) for protocol in protocols]
             lines.append(f"| {checkpoint} | " + " | ".join(cells) + " |")
         tau = logme_ranking(rows)
         if tau is not None:
@@ -56,20 +69,22 @@ def markdown(results: list[Result]) -> str:
 
 
 def logme_ranking(rows: list[Result]) -> float | None:
-    """Kendall's tau between LogME and linear-probe accuracy over the checkpoints of one dataset."""
-    by_checkpoint: dict[str, dict[str, float]] = {}
-    for result in rows:
-        by_checkpoint.setdefault(result.checkpoint, {})[result.protocol] = result.value
-    pairs = [
-        (values["logme"], values["linear"]) for values in by_checkpoint.values() if {"logme", "linear"} <= set(values)
-    ]
+    """Kendall's tau between mean LogME and mean linear-probe accuracy over the checkpoints of one dataset."""
+    pairs = []
+    for checkpoint in _unique(result.checkpoint for result in rows):
+        logme, linear = _values(rows, checkpoint, "logme"), _values(rows, checkpoint, "linear")
+        if logme and linear:
+            pairs.append((statistics.mean(logme), statistics.mean(linear)))
     if len(pairs) < 3:
         return None
     return float(kendalltau(*zip(*pairs)).statistic)
 
 
 def plot(results: list[Result], path: Path) -> None:
-    """Accuracy per protocol and checkpoint (bars), and per layer when the layer-wise probe ran (lines)."""
+    """Accuracy per protocol and checkpoint (bars), and per layer when the layer-wise probe ran (lines).
+
+    Error bars: the standard deviation over the seeds.
+    """
     datasets = _unique(result.dataset for result in results)
     layerwise = any(result.protocol.startswith("layer") for result in results)
     figure, axes = plt.subplots(
@@ -82,9 +97,9 @@ def plot(results: list[Result], path: Path) -> None:
         axis = axes[0][column]
         width = 0.8 / max(1, len(protocols))
         for offset, protocol in enumerate(protocols):
-            values = [_value(rows, checkpoint, protocol) for checkpoint in checkpoints]
+            means, stds = zip(*(_mean_std(_values(rows, checkpoint, protocol)) for checkpoint in checkpoints))
             positions = [index + offset * width for index in range(len(checkpoints))]
-            axis.bar(positions, values, width, label=protocol)
+            axis.bar(positions, means, width, yerr=stds, capsize=2, label=protocol)
         axis.set_xticks([index + 0.4 - width / 2 for index in range(len(checkpoints))])
         axis.set_xticklabels(checkpoints, rotation=30, ha="right", fontsize=8)
         axis.set(title=dataset, ylabel="top-1 (%)")
@@ -93,12 +108,13 @@ def plot(results: list[Result], path: Path) -> None:
             axis = axes[1][column]
             for checkpoint in checkpoints:
                 layers = sorted(
-                    (int(r.protocol[5:]), r.value)
-                    for r in rows
-                    if r.checkpoint == checkpoint and r.protocol.startswith("layer")
+                    {int(r.protocol[5:]) for r in rows if r.checkpoint == checkpoint and r.protocol.startswith("layer")}
                 )
-                axis.plot(*zip(*layers), "o-", label=checkpoint)
-            axis.set_xticks([stage for stage, _ in layers])
+                if not layers:
+                    continue
+                means, stds = zip(*(_mean_std(_values(rows, checkpoint, f"layer{stage}")) for stage in layers))
+                axis.errorbar(layers, means, yerr=stds, fmt="o-", capsize=2, label=checkpoint)
+                axis.set_xticks(layers)
             axis.set(title=f"{dataset}: linear probe per stage", xlabel="stage", ylabel="top-1 (%)")
             axis.legend(fontsize=8)
     figure.tight_layout()
@@ -109,20 +125,35 @@ def plot(results: list[Result], path: Path) -> None:
 def log_to_wandb(results: list[Result], output_dir: Path, project: str, offline: bool) -> None:
     import wandb
 
+    owns_the_session = wandb.run is None
     run = wandb.init(project=project, dir=str(output_dir), mode="offline" if offline else "online", job_type="eval")
     table = wandb.Table(columns=[field.name for field in fields(Result)], data=[list(astuple(r)) for r in results])
     run.log({"evaluation/results": table, "evaluation/plot": wandb.Image(str(output_dir / "results.png"))})
     run.finish()
+    if owns_the_session:
+        # Stop W&B's service: processes started later would otherwise inherit its address
+        # (WANDB_SERVICE) and log through it instead of starting their own runs.
+        wandb.teardown()
 
 
-def _value(rows: list[Result], checkpoint: str, protocol: str) -> float:
-    return next((r.value for r in rows if r.checkpoint == checkpoint and r.protocol == protocol), float("nan"))
+def _values(rows: list[Result], checkpoint: str, protocol: str) -> list[float]:
+    """The value of every seed."""
+    return [r.value for r in rows if r.checkpoint == checkpoint and r.protocol == protocol]
 
 
-def _format(protocol: str, value: float | None) -> str:
-    if value is None:
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value, NaN for none)."""
+    if not values:
+        return float("nan"), 0.0
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _format(protocol: str, values: list[float]) -> str:
+    if not values:
         return ""
-    return f"{value:.3f}" if protocol == "logme" else f"{value:.1f}"
+    digits = 3 if protocol == "logme" else 1
+    mean, std = _mean_std(values)
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
 
 
 def _unique(items) -> list:

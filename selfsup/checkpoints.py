@@ -1,4 +1,8 @@
-"""Backbone weights in and out: export after pretraining, load for evaluation.
+"""The checkpoint format: what this project writes, and every file it reads weights from.
+
+Writer and reader of each entry live here: the ``backbone.pt`` export, the entries this
+project adds to Lightning checkpoints (:data:`INPUT_FORMAT_KEY`, :data:`RANDOM_STATES_KEY`)
+and :class:`InputFormat`, the record of how a backbone saw its images.
 
 Three kinds of file load into a backbone:
 
@@ -18,7 +22,9 @@ unexpected keys; nothing is loaded half-way.
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,45 @@ from selfsup.errors import ConfigurationError
 
 EXPORT_FORMAT = "selfsup-backbone/1"
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+# The entries this project adds to a Lightning checkpoint (beside Lightning's own).
+INPUT_FORMAT_KEY = "input_format"
+RANDOM_STATES_KEY = "random_states"
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """How a backbone saw its images: the side of the square input and the normalisation.
+
+    Written into every checkpoint and ``backbone.pt`` by the run, read back by every
+    evaluation, so that a backbone is evaluated on images prepared as in pretraining.
+    """
+
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def of(cls, datamodule) -> "InputFormat":
+        return cls(datamodule.image_size, tuple(datamodule.mean), tuple(datamodule.std))
+
+    @classmethod
+    def from_metadata(cls, metadata: dict, source: str = "the checkpoint") -> "InputFormat":
+        """The format recorded in ``metadata``; :data:`DEFAULT_INPUT_FORMAT`, with a warning, if none is."""
+        if all(key in metadata for key in ("image_size", "mean", "std")):
+            return cls(int(metadata["image_size"]), tuple(metadata["mean"]), tuple(metadata["std"]))
+        warnings.warn(
+            f"{source} records no input format; evaluating it at {DEFAULT_INPUT_FORMAT.image_size} px with mean "
+            f"{DEFAULT_INPUT_FORMAT.mean} and std {DEFAULT_INPUT_FORMAT.std}.",
+            stacklevel=2,
+        )
+        return DEFAULT_INPUT_FORMAT
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+DEFAULT_INPUT_FORMAT = InputFormat(32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
 
 def atomic_save(payload: Any, path: str | Path) -> None:
@@ -102,6 +147,7 @@ def read_checkpoint(path: str | Path) -> dict:
             f"{path} is not a readable checkpoint: it is truncated, or not a file written by torch.save "
             "(files of torch < 1.6 must be re-saved first)."
         )
+    _refuse_inflating_archive(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -118,6 +164,28 @@ def read_checkpoint(path: str | Path) -> dict:
     return payload
 
 
+def _refuse_inflating_archive(path: Path) -> None:
+    """Refuse, before anything is allocated, an archive that would unpack to more than its own size.
+
+    ``torch.save`` stores every record uncompressed, so the data a checkpoint declares
+    never exceeds the file. A crafted file can deflate gigabytes of tensor data into a
+    few megabytes; ``torch.load`` would inflate all of it into memory first.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise ConfigurationError(f"{path} is not a readable checkpoint (corrupt archive): {error}") from None
+    compressed = [record.filename for record in records if record.compress_type != zipfile.ZIP_STORED]
+    declared = sum(record.file_size for record in records)
+    if compressed or declared > path.stat().st_size:
+        raise ConfigurationError(
+            f"refusing to load {path}: it declares {declared / 2**20:.1f} MiB of data in a "
+            f"{path.stat().st_size / 2**20:.1f} MiB file ({len(compressed)} compressed records; torch.save writes "
+            "none). It was not written by torch.save; re-save the weights from a trusted copy."
+        )
+
+
 def _unpack(payload: dict, path) -> tuple[str | None, dict, dict, dict]:
     if payload.get("format") == EXPORT_FORMAT:
         return payload["backbone"], payload["backbone_kwargs"], payload["state_dict"], payload.get("metadata", {})
@@ -131,7 +199,7 @@ def _unpack(payload: dict, path) -> tuple[str | None, dict, dict, dict]:
             if key.startswith("backbone.")
         }
         metadata = {"global_step": payload.get("global_step"), "epoch": payload.get("epoch")}
-        metadata |= payload.get("input_format", {})
+        metadata |= payload.get(INPUT_FORMAT_KEY, {})
         return hparams["backbone"], dict(hparams.get("backbone_kwargs") or {}), state_dict, metadata
     if payload and all(isinstance(value, torch.Tensor) for value in payload.values()):
         return None, {}, payload, {}

@@ -7,6 +7,8 @@ exit with status 2 (bad input) or 3 (diverged); library callers get an ordinary
 ``ValueError`` or ``ArithmeticError`` subclass.
 """
 
+import math
+
 
 class ConfigurationError(ValueError):
     """Bad input from the user: the message names the problem and what to do."""
@@ -14,3 +16,18 @@ class ConfigurationError(ValueError):
 
 class NonFiniteLossError(ArithmeticError):
     """The loss became NaN or infinite; the message names the step and the checkpoints kept."""
+
+
+def require(valid: bool, key: str, value, expected: str) -> None:
+    """Raise :class:`ConfigurationError` ``"<key> must be <expected>, got <value>"`` unless ``valid``.
+
+    Write ``valid`` as the property that must hold (``lr > 0``, not ``not lr <= 0``) so
+    that NaN, which fails every comparison, is refused too.
+    """
+    if not valid:
+        raise ConfigurationError(f"{key} must be {expected}, got {value!r}.")
+
+
+def is_finite(value) -> bool:
+    """A real number that is neither NaN nor infinite (booleans and strings are not numbers here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

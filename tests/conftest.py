@@ -3,17 +3,16 @@
 import os
 import sys
 import tempfile
-from pathlib import Path
 
 import pytest
+
+from tests.helpers import REPO
 
 _WANDB_ROOT = tempfile.mkdtemp(prefix="selfsup-wandb-")
 for variable in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
     os.environ[variable] = _WANDB_ROOT
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

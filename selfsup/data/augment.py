@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 from torchvision.transforms import v2
 
+from selfsup.errors import is_finite, require
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -28,6 +30,32 @@ class Augmentation:
     grayscale_prob: float = 0.2
     blur_prob: float = 0.5
     blur_sigma: tuple[float, float] = (0.1, 2.0)
+
+    def __post_init__(self) -> None:
+        key = "data.init_args.augmentation."
+        for name in ("horizontal_flip_prob", "jitter_prob", "grayscale_prob", "blur_prob"):
+            value = getattr(self, name)
+            require(is_finite(value) and 0 <= value <= 1, key + name, value, "a probability in [0, 1]")
+        low, high = self.crop_scale
+        require(
+            is_finite(low) and is_finite(high) and 0 < low <= high <= 1,
+            key + "crop_scale",
+            self.crop_scale,
+            "[low, high] with 0 < low <= high <= 1 (fractions of the image area)",
+        )
+        require(
+            is_finite(self.jitter_strength) and self.jitter_strength >= 0,
+            key + "jitter_strength",
+            self.jitter_strength,
+            "a finite number >= 0",
+        )
+        low, high = self.blur_sigma
+        require(
+            is_finite(low) and is_finite(high) and 0 < low <= high,
+            key + "blur_sigma",
+            self.blur_sigma,
+            "[low, high] with 0 < low <= high (pixels)",
+        )
 
 
 def view_transform(augmentation: Augmentation, image_size: int, mean, std) -> v2.Compose:

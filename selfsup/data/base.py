@@ -7,10 +7,10 @@ A subclass says where its three raw splits come from; this class turns them into
   drawn per image in the loader's workers (``augment_on="workers"``) or, with
   ``augment_on="device"``, for the whole batch at once on the training device
   (:mod:`selfsup.data.batch_augment`): the workers then only deliver uint8 images;
-* two validation loaders for the online monitors, both with the evaluation
-  transform and yielding ``(image, label, index)``: first the kNN *bank* (labelled
-  training images, at most ``knn_bank_size`` of them, a fixed random subset), then
-  the *queries* (the validation split).
+* two validation loaders for the online monitors, by name, both with the evaluation
+  transform and yielding ``(image, label, index)``: ``knn_bank`` (labelled training
+  images, at most ``knn_bank_size`` of them, a fixed random subset) and
+  ``knn_queries`` (the validation split).
 """
 
 import abc
@@ -22,10 +22,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from selfsup.checkpoints import InputFormat
 from selfsup.data.augment import Augmentation, eval_transform, view_transform
 from selfsup.data.batch_augment import BatchViewAugmentation
 from selfsup.data.datasets import IndexedDataset, MultiViewDataset, TransformedDataset
-from selfsup.errors import ConfigurationError
+from selfsup.errors import ConfigurationError, require
 
 
 class PretrainDataModule(pl.LightningDataModule, abc.ABC):
@@ -45,11 +46,25 @@ class PretrainDataModule(pl.LightningDataModule, abc.ABC):
         seed: int = 0,
         augment_on: Literal["workers", "device"] = "workers",
     ) -> None:
+        """The settings every pretraining dataset shares; a subclass changes only its own defaults.
+
+        Args:
+            batch_size: images per batch on each device (the global batch is this x devices x nodes).
+            num_workers: DataLoader worker processes per device.
+            image_size: the side of the square views and evaluation images.
+            augmentation: the view pipeline's settings (SimCLR's, appendix A).
+            num_views: random views per image (2 for contrastive methods, 1 for the pretext tasks).
+            knn_bank_size: at most this many labelled training images in the online kNN bank (``None``: all).
+            seed: draws the fixed kNN bank subset and seeds the validation loaders.
+            augment_on: ``workers`` (per image, torchvision) or ``device`` (per batch on the GPU, kornia).
+        """
         super().__init__()
-        if batch_size < 1:
-            raise ConfigurationError(f"data.batch_size must be at least 1, got {batch_size}.")
-        if num_workers < 0:
-            raise ConfigurationError(f"data.num_workers must be >= 0, got {num_workers}.")
+        key = "data.init_args."
+        require(batch_size >= 1, key + "batch_size", batch_size, "at least 1 (images per device)")
+        require(num_workers >= 0, key + "num_workers", num_workers, ">= 0")
+        require(image_size >= 1, key + "image_size", image_size, ">= 1 (pixels)")
+        require(num_views >= 1, key + "num_views", num_views, ">= 1 (2 for contrastive methods)")
+        require(knn_bank_size is None or knn_bank_size >= 1, key + "knn_bank_size", knn_bank_size, "null or >= 1")
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.image_size = image_size
@@ -90,20 +105,27 @@ class PretrainDataModule(pl.LightningDataModule, abc.ABC):
         augment = self.batch_augmentation.to(images.device)
         return [augment(images) for _ in range(self.num_views)], labels
 
-    def val_dataloader(self) -> list[DataLoader]:
+    @property
+    def input_format(self) -> InputFormat:
+        """The image size and normalisation the backbone sees; recorded in checkpoints."""
+        return InputFormat.of(self)
+
+    def val_dataloader(self) -> dict[str, DataLoader]:
         _, labelled, val = self._splits
         transform = eval_transform(self.image_size, self.mean, self.std, self.crop_fraction)
         bank_indices = None
         if self.knn_bank_size is not None and self.knn_bank_size < len(labelled):
             generator = torch.Generator().manual_seed(self.seed)
             bank_indices = torch.randperm(len(labelled), generator=generator)[: self.knn_bank_size].sort().values
-        return [
-            self._loader(
+        return {
+            "knn_bank": self._loader(
                 IndexedDataset(labelled, transform, bank_indices.tolist() if bank_indices is not None else None),
                 generator=torch.Generator().manual_seed(self.seed),
             ),
-            self._loader(IndexedDataset(val, transform), generator=torch.Generator().manual_seed(self.seed)),
-        ]
+            "knn_queries": self._loader(
+                IndexedDataset(val, transform), generator=torch.Generator().manual_seed(self.seed)
+            ),
+        }
 
     def _loader(
         self,

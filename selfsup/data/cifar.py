@@ -5,8 +5,6 @@ images as the kNN bank and the official 10,000-image test set as validation,
 as solo-learn and lightly do for the figures they publish.
 """
 
-from typing import Literal
-
 import torchvision
 
 from selfsup.data.augment import Augmentation
@@ -23,16 +21,18 @@ class CIFAR10DataModule(PretrainDataModule):
     def __init__(
         self,
         data_dir: str,
-        batch_size: int = 256,
-        num_workers: int = 4,
-        image_size: int = 32,
         augmentation: Augmentation = Augmentation(jitter_strength=0.5, blur_prob=0.0),
-        num_views: int = 2,
         knn_bank_size: int | None = None,
-        seed: int = 0,
-        augment_on: Literal["workers", "device"] = "workers",
+        **kwargs,
     ) -> None:
-        super().__init__(batch_size, num_workers, image_size, augmentation, num_views, knn_bank_size, seed, augment_on)
+        """SimCLR's CIFAR augmentation (appendix B.9: jitter strength 0.5, no blur); the whole training set as bank.
+
+        Args:
+            data_dir: the folder holding the extracted python version of the dataset.
+            augmentation: the view pipeline's settings.
+            knn_bank_size: at most this many training images in the kNN bank (``None``: all).
+        """
+        super().__init__(augmentation=augmentation, knn_bank_size=knn_bank_size, **kwargs)
         name = self.dataset_class.__name__
         self.data_dir = require_directory(
             data_dir,

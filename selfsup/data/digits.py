@@ -8,7 +8,6 @@ are scaled to 0-255, replicated to three channels and resized once to
 """
 
 from functools import lru_cache
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -58,16 +57,27 @@ class DigitsDataModule(PretrainDataModule):
 
     def __init__(
         self,
-        batch_size: int = 256,
         num_workers: int = 0,
         image_size: int = 16,
         augmentation: Augmentation = DIGITS_AUGMENTATION,
-        num_views: int = 2,
         knn_bank_size: int | None = None,
-        seed: int = 0,
-        augment_on: Literal["workers", "device"] = "workers",
+        **kwargs,
     ) -> None:
-        super().__init__(batch_size, num_workers, image_size, augmentation, num_views, knn_bank_size, seed, augment_on)
+        """In-process data (no workers needed), 16 px, no flips or colour changes a glyph cannot have.
+
+        Args:
+            num_workers: DataLoader worker processes (the images are already in memory).
+            image_size: the side the 8x8 digits are resized to once.
+            augmentation: the view pipeline's settings.
+            knn_bank_size: at most this many training images in the kNN bank (``None``: all).
+        """
+        super().__init__(
+            num_workers=num_workers,
+            image_size=image_size,
+            augmentation=augmentation,
+            knn_bank_size=knn_bank_size,
+            **kwargs,
+        )
 
     def raw_splits(self):
         train = digits_split("train", self.image_size)

@@ -16,7 +16,6 @@ from typing import Literal
 
 from torchvision.datasets import ImageFolder
 
-from selfsup.data.augment import Augmentation
 from selfsup.data.base import PretrainDataModule, require_directory
 from selfsup.errors import ConfigurationError
 
@@ -65,17 +64,22 @@ class ImageFolderDataModule(PretrainDataModule):
     def __init__(
         self,
         data_dir: str,
-        batch_size: int = 256,
         num_workers: int = 8,
         image_size: int = 224,
-        augmentation: Augmentation = Augmentation(),
-        num_views: int = 2,
-        knn_bank_size: int | None = 10_000,
-        seed: int = 0,
         augment_on: Literal["workers", "device"] = "workers",
         on_corrupt_image: Literal["stop", "skip"] = "stop",
+        **kwargs,
     ) -> None:
-        super().__init__(batch_size, num_workers, image_size, augmentation, num_views, knn_bank_size, seed, augment_on)
+        """ImageNet's conventions: 224 px, decoding in 8 workers.
+
+        Args:
+            data_dir: the folder with ``train/<class>/*`` and ``val/<class>/*``.
+            num_workers: DataLoader worker processes that decode the images.
+            image_size: the side of the square views.
+            augment_on: ``workers`` only: the images of a folder differ in size.
+            on_corrupt_image: ``stop`` naming the file, or ``skip`` it and count it.
+        """
+        super().__init__(num_workers=num_workers, image_size=image_size, augment_on=augment_on, **kwargs)
         self.on_corrupt_image = on_corrupt_image
         if augment_on == "device":
             raise ConfigurationError(

@@ -5,11 +5,8 @@ carry label -1, which the online linear probe ignores); the kNN bank is the 5,00
 labelled training images and validation is the 8,000-image test split.
 """
 
-from typing import Literal
-
 import torchvision
 
-from selfsup.data.augment import Augmentation
 from selfsup.data.base import PretrainDataModule, require_directory
 
 
@@ -18,19 +15,15 @@ class STL10DataModule(PretrainDataModule):
     std = (0.2682, 0.2610, 0.2686)
     num_classes = 10
 
-    def __init__(
-        self,
-        data_dir: str,
-        batch_size: int = 256,
-        num_workers: int = 4,
-        image_size: int = 96,
-        augmentation: Augmentation = Augmentation(),
-        num_views: int = 2,
-        knn_bank_size: int | None = None,
-        seed: int = 0,
-        augment_on: Literal["workers", "device"] = "workers",
-    ) -> None:
-        super().__init__(batch_size, num_workers, image_size, augmentation, num_views, knn_bank_size, seed, augment_on)
+    def __init__(self, data_dir: str, image_size: int = 96, knn_bank_size: int | None = None, **kwargs) -> None:
+        """STL-10's native 96 px; the 5,000 labelled training images as bank.
+
+        Args:
+            data_dir: the folder holding the extracted binary version of STL-10 (``stl10_binary``).
+            image_size: the side of the square views.
+            knn_bank_size: at most this many labelled images in the kNN bank (``None``: all).
+        """
+        super().__init__(image_size=image_size, knn_bank_size=knn_bank_size, **kwargs)
         self.data_dir = require_directory(
             data_dir,
             "STL-10 data",

@@ -3,6 +3,11 @@
 Wu et al., "Unsupervised Feature Learning via Non-Parametric Instance
 Discrimination", CVPR 2018, eq. (7): each of the k nearest training features votes
 for its class with weight exp(cos / temperature).
+
+The weights are computed relative to each query's nearest neighbour,
+exp((cos - cos_max) / temperature), which leaves every vote's ratio, and so the
+prediction, unchanged, but cannot overflow: at temperature 0.01 the plain exp(cos / T)
+is e^100, beyond float32, and every neighbour would weigh infinity.
 """
 
 import torch
@@ -27,7 +32,8 @@ def weighted_knn_predict(
     predictions = []
     for queries in F.normalize(query_features.float(), dim=1).split(chunk_size):
         similarity, neighbour = (queries @ bank.T).topk(k, dim=1)
+        weights = ((similarity - similarity[:, :1]) / temperature).exp()
         votes = torch.zeros(queries.shape[0], num_classes, device=queries.device)
-        votes.scatter_add_(1, bank_labels[neighbour], (similarity / temperature).exp())
+        votes.scatter_add_(1, bank_labels[neighbour], weights)
         predictions.append(votes.argmax(dim=1))
     return torch.cat(predictions)

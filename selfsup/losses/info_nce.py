@@ -1,7 +1,7 @@
 """InfoNCE against a set of negative keys, the loss of MoCo.
 
 He et al., "Momentum Contrast for Unsupervised Visual Representation Learning",
-CVPR 2020, eq. (1); seed 002, eq. (6.12):
+CVPR 2020, eq. (1); textbook eq. (6.12):
 
     L_q = -log  exp(q . k+ / tau)  /  ( exp(q . k+ / tau) + sum_{k in queue} exp(q . k / tau) )
 
@@ -12,15 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfsup.errors import ConfigurationError
+from selfsup.errors import ConfigurationError, is_finite
 
 
 class InfoNCELoss(nn.Module):
     def __init__(self, temperature: float = 0.2) -> None:
         super().__init__()
-        if not temperature > 0:
+        if not (is_finite(temperature) and temperature > 0):
             raise ConfigurationError(
-                f"InfoNCE temperature must be > 0, got {temperature}; MoCo uses 0.07 (v1) or 0.2 (v2)."
+                f"InfoNCE temperature must be a finite number > 0, got {temperature}; MoCo uses 0.07 (v1) or 0.2 (v2)."
             )
         self.temperature = temperature
 

@@ -1,6 +1,6 @@
 """MINE: mutual information neural estimation (Belghazi et al., ICML 2018).
 
-A critic T(x, z) is trained to maximise the Donsker-Varadhan bound (seed 002, eq. 6.8)
+A critic T(x, z) is trained to maximise the Donsker-Varadhan bound (textbook eq. 6.8)
 
     I(X; Z) >= E_P[T] - log E_Q[e^T],
 

@@ -1,4 +1,4 @@
-"""Lower bounds on mutual information from critic scores (seed 002, eqs. 6.6-6.9).
+"""Lower bounds on mutual information from critic scores (textbook eqs. 6.6-6.9).
 
 Each estimator takes the critic's scores ``positive`` (..., N) on pairs drawn from the
 joint P(X, Z) and ``negative`` (..., N, K) on pairs drawn from the product of the

@@ -1,7 +1,7 @@
 """NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR.
 
 Chen et al., "A Simple Framework for Contrastive Learning of Visual Representations",
-ICML 2020, eq. (1); seed 002, eq. (6.14):
+ICML 2020, eq. (1); textbook eq. (6.14):
 
     l(i, j) = -log  exp(sim(z_i, z_j) / tau)  /  sum_{k != i} exp(sim(z_i, z_k) / tau)
 
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.distributed import gather_with_grad, rank, world_size
-from selfsup.errors import ConfigurationError
+from selfsup.errors import ConfigurationError, is_finite
 
 
 class NTXentLoss(nn.Module):
@@ -31,8 +31,10 @@ class NTXentLoss(nn.Module):
 
     def __init__(self, temperature: float = 0.5) -> None:
         super().__init__()
-        if not temperature > 0:
-            raise ConfigurationError(f"NT-Xent temperature must be > 0, got {temperature}; the papers use 0.1 to 0.5.")
+        if not (is_finite(temperature) and temperature > 0):
+            raise ConfigurationError(
+                f"NT-Xent temperature must be a finite number > 0, got {temperature}; the papers use 0.1 to 0.5."
+            )
         self.temperature = temperature
 
     def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:

@@ -7,18 +7,14 @@ its ``training_step``:
 * the optimiser (SGD, AdamW or LARS) with biases and norms excluded from weight
   decay, the learning rate scaled to the global batch size, and a per-step linear
   warm-up followed by a cosine decay;
-* two online monitors of representation quality, neither of which trains the
-  backbone: a linear probe on detached features (trained alongside, evaluated on
-  the validation split) and a weighted kNN classifier (bank: labelled training
-  images; queries: the validation split). Both gather features from every rank
-  and count each sample once, so their accuracy is the same on any number of
-  devices;
-* export of the bare backbone weights to ``<default_root_dir>/backbone.pt`` when
-  fitting ends;
-* what makes a resumed run the same run: checkpoints carry every rank's random
-  generators, restored with the weights (validation loaders draw nothing from them,
-  so nothing else does before training resumes); a checkpoint of another
-  architecture is refused, with the differing weights named;
+* two online monitors of representation quality (:mod:`selfsup.components.monitors`),
+  neither of which trains the backbone: a linear probe on detached features (trained
+  alongside, evaluated on the validation queries) and a weighted kNN classifier. The
+  datamodule names its validation loaders ``knn_bank`` (labelled training images) and
+  ``knn_queries`` (the validation split); features are gathered from every rank and
+  each sample counted once, so both read the same on any number of devices;
+* a checkpoint of another architecture is refused on resume, with the differing
+  weights named;
 * two speed switches: ``channels_last`` (NHWC weights; convolutions then return
   NHWC activations) and ``compile_backbone`` (``torch.compile`` of the backbone's
   forward, in place, so weights and checkpoints keep their names); bf16 autocast is
@@ -26,26 +22,27 @@ its ``training_step``:
 * a guard against a non-finite loss: all ranks agree, then either stop with a
   message naming the step (no update is made and no checkpoint written after it)
   or, with ``non_finite_loss="skip"``, skip that batch's update.
+
+What a run does around the method (``backbone.pt``, the random generators and the
+input format in checkpoints, SLURM requeue) lives in :mod:`selfsup.runtime`.
 """
 
 import math
-from pathlib import Path
 from typing import Literal
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from selfsup import random_state
 from selfsup.backbones import build_backbone
-from selfsup.checkpoints import export_backbone, preview_keys
-from selfsup.distributed import all_gather_objects, rank
-from selfsup.errors import ConfigurationError, NonFiniteLossError
-from selfsup.evaluation import gather_unique, weighted_knn_predict
-from selfsup.optim import LARS, decay_groups, scaled_learning_rate, warmup_cosine
+from selfsup.checkpoints import preview_keys
+from selfsup.components.monitors import KNNMonitor, OnlineLinearProbe, ValidationFeatures
+from selfsup.errors import ConfigurationError, NonFiniteLossError, is_finite, require
+from selfsup.optim import LARS, decay_groups
+from selfsup.schedules import scaled_learning_rate, warmup_cosine
 
-BANK, QUERIES = 0, 1
+#: The names of the validation loaders the datamodule provides for the monitors.
+KNN_BANK, KNN_QUERIES = "knn_bank", "knn_queries"
 
 
 class PretrainMethod(pl.LightningModule):
@@ -76,17 +73,48 @@ class PretrainMethod(pl.LightningModule):
         channels_last: bool = False,
         compile_backbone: bool = False,
     ) -> None:
+        """The settings every method shares.
+
+        Args:
+            backbone: the registered backbone name (``selfsup.backbones.BACKBONES``).
+            backbone_kwargs: the backbone's constructor arguments, e.g. ``{cifar_stem: true}``.
+            num_classes: classes of the online monitors (linked from the datamodule by the CLI).
+            optimizer: ``sgd``, ``adamw`` or ``lars``; biases and norms are excluded from decay and LARS.
+            lr: the peak learning rate at ``reference_batch_size``, scaled by ``lr_scaling``.
+            lr_scaling: ``linear`` (lr x B/reference), ``sqrt`` or ``none``, B the global batch.
+            reference_batch_size: the batch size ``lr`` is given for.
+            weight_decay: L2 decay of the weights (not biases and norms with ``exclude_bias_and_norm``).
+            momentum: SGD/LARS momentum.
+            warmup_epochs: linear warm-up, per step, before the cosine decay.
+            final_lr_fraction: the cosine ends at this fraction of the peak.
+            exclude_bias_and_norm: no weight decay and no LARS adaptation for 1-d parameters.
+            probe_lr: learning rate of the online linear probe (no decay, no scaling).
+            knn_k: neighbours of the online kNN monitor.
+            knn_temperature: temperature of the kNN monitor's exp(cos / T) weights.
+            non_finite_loss: ``stop`` (exit code 3) or ``skip`` the batch when the loss is NaN or infinite.
+            channels_last: NHWC weights and activations (faster convolutions on recent GPUs).
+            compile_backbone: ``torch.compile`` the backbone's forward (checkpoint names unchanged).
+        """
         super().__init__()
         self.save_hyperparameters()
-        if lr <= 0 or probe_lr <= 0:
-            raise ConfigurationError(f"model.lr and model.probe_lr must be > 0, got {lr} and {probe_lr}.")
-        if knn_k < 1 or knn_temperature <= 0:
-            raise ConfigurationError(
-                f"model.knn_k must be >= 1 and model.knn_temperature > 0, got {knn_k}, {knn_temperature}."
-            )
+        key = "model.init_args."
+        for name, value in (("lr", lr), ("probe_lr", probe_lr), ("knn_temperature", knn_temperature)):
+            require(is_finite(value) and value > 0, key + name, value, "a finite number > 0")
+        for name, value in (("weight_decay", weight_decay), ("warmup_epochs", warmup_epochs)):
+            require(is_finite(value) and value >= 0, key + name, value, "a finite number >= 0")
+        require(is_finite(momentum) and 0 <= momentum < 1, key + "momentum", momentum, "in [0, 1)")
+        require(
+            is_finite(final_lr_fraction) and 0 <= final_lr_fraction <= 1,
+            key + "final_lr_fraction",
+            final_lr_fraction,
+            "in [0, 1]",
+        )
+        require(reference_batch_size >= 1, key + "reference_batch_size", reference_batch_size, ">= 1")
+        require(knn_k >= 1, key + "knn_k", knn_k, ">= 1 (the neighbours that vote)")
         self.backbone = build_backbone(backbone, **(backbone_kwargs or {}))
-        self.online_probe = nn.Linear(self.backbone.feature_dim, num_classes)
-        self._val_outputs: dict[int, list] = {BANK: [], QUERIES: []}
+        self.online_probe = OnlineLinearProbe(self.backbone.feature_dim, num_classes)
+        self.knn_monitor = KNNMonitor(num_classes, knn_k, knn_temperature)
+        self.validation_features = ValidationFeatures((KNN_BANK, KNN_QUERIES))
 
     def setup(self, stage: str) -> None:
         batch_size = self._per_device_batch_size() if stage == "fit" else None
@@ -111,12 +139,10 @@ class PretrainMethod(pl.LightningModule):
         Return its loss, to be added to the method's loss: the gradient reaches only
         the probe, never the backbone.
         """
-        labelled = labels >= 0
-        if not labelled.any():
+        result = self.online_probe.loss_and_accuracy(features, labels)
+        if result is None:
             return features.new_zeros(())
-        logits = self.online_probe(features.detach()[labelled])
-        loss = F.cross_entropy(logits, labels[labelled])
-        accuracy = (logits.argmax(dim=1) == labels[labelled]).float().mean()
+        loss, accuracy = result
         self.log_dict({"train/probe_loss": loss, "train/probe_acc": accuracy}, on_step=True, on_epoch=False)
         return loss
 
@@ -150,32 +176,24 @@ class PretrainMethod(pl.LightningModule):
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
 
     def on_validation_epoch_start(self) -> None:
-        self._val_outputs = {BANK: [], QUERIES: []}
+        self.validation_features.reset()
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels, indices = batch
-        self._val_outputs[dataloader_idx].append((self.backbone(images), labels, indices))
+        loader_names = list(self.trainer.val_dataloaders)
+        self.validation_features.add(loader_names[dataloader_idx], self.backbone(images), labels, indices)
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking or not all(self._val_outputs.values()):
+        if self.trainer.sanity_checking or not self.validation_features.complete():
             return
-        bank_features, bank_labels = gather_unique(*map(torch.cat, zip(*self._val_outputs[BANK])))
-        features, labels = gather_unique(*map(torch.cat, zip(*self._val_outputs[QUERIES])))
-        self._val_outputs = {BANK: [], QUERIES: []}
-        knn = weighted_knn_predict(
-            bank_features,
-            bank_labels,
-            features,
-            self.hparams.num_classes,
-            self.hparams.knn_k,
-            self.hparams.knn_temperature,
-        )
-        linear = self.online_probe(features).argmax(dim=1)
-        self.log_dict(
-            {"val/knn_acc": (knn == labels).float().mean(), "val/linear_acc": (linear == labels).float().mean()},
-            prog_bar=True,
-            sync_dist=True,
-        )
+        bank = self.validation_features.gathered(KNN_BANK)
+        queries = self.validation_features.gathered(KNN_QUERIES)
+        self.validation_features.reset()
+        accuracies = {
+            "val/knn_acc": self.knn_monitor.accuracy(bank, queries),
+            "val/linear_acc": self.online_probe.accuracy(*queries),
+        }
+        self.log_dict(accuracies, prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):
         hparams = self.hparams
@@ -207,15 +225,8 @@ class PretrainMethod(pl.LightningModule):
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Record every rank's random generators, and the input format for downstream code."""
-        checkpoint["random_states"] = all_gather_objects(random_state.capture())
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None:
-            checkpoint["input_format"] = _input_format(datamodule)
-
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Refuse weights of another architecture; restore every rank's random generators."""
+        """Refuse weights of another architecture, naming them."""
         expected = {name: tuple(value.shape) for name, value in self.state_dict().items()}
         found = {name: tuple(value.shape) for name, value in checkpoint.get("state_dict", {}).items()}
         if expected != found:
@@ -228,33 +239,12 @@ class PretrainMethod(pl.LightningModule):
                 f"unexpected {preview_keys(unexpected)}, other shapes {preview_keys(reshaped)}. Resume with the "
                 "config the checkpoint was written with (config.yaml in its run directory)."
             )
-        states = checkpoint.get("random_states")
-        if states:
-            random_state.restore(states[rank() % len(states)])
-
-    def on_fit_end(self) -> None:
-        if self.trainer.is_global_zero:
-            export_backbone(
-                Path(self.trainer.default_root_dir) / "backbone.pt",
-                self.backbone,
-                self.hparams.backbone,
-                self.hparams.backbone_kwargs,
-                method=type(self).__name__,
-                global_step=self.global_step,
-                epoch=self.current_epoch,
-                **_input_format(self.trainer.datamodule),
-            )
 
     def _per_device_batch_size(self) -> int:
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None or not hasattr(datamodule, "batch_size"):
             raise ConfigurationError("pretraining methods need a datamodule with a batch_size (see selfsup.data).")
         return datamodule.batch_size
-
-
-def _input_format(datamodule) -> dict:
-    """What downstream code needs to feed the backbone images as it saw them."""
-    return {key: getattr(datamodule, key) for key in ("image_size", "mean", "std") if hasattr(datamodule, key)}
 
 
 def _without_lars_flag(groups: list[dict]) -> list[dict]:

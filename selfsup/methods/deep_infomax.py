@@ -1,7 +1,7 @@
 """Deep InfoMax: maximise the MI between an image's local features and its encoding.
 
 Hjelm et al., "Learning deep representations by mutual information estimation and
-maximization", ICLR 2019; seed 002, eqs. 6.5 and 6.9. For a minibatch of N images:
+maximization", ICLR 2019; textbook eqs. 6.5 and 6.9. For a minibatch of N images:
 
     h1 = backbone stage ``local_stage``(x)          an M x M feature map
     Y  = encoding_head(pool(backbone(x)))           the global vector, Y = h2(h1(x))
@@ -23,8 +23,8 @@ gradients apart), then each optimiser steps.
 import torch
 from torch import nn
 
-from selfsup.critics import MapEmbedding, PriorMatching, ResidualEmbedding
-from selfsup.errors import ConfigurationError
+from selfsup.components.critics import MapEmbedding, PriorMatching, ResidualEmbedding
+from selfsup.errors import ConfigurationError, is_finite, require
 from selfsup.losses.infomax import InfoMaxLoss
 from selfsup.losses.mutual_information import Estimator
 from selfsup.methods.base import PretrainMethod
@@ -47,9 +47,32 @@ class DeepInfoMax(PretrainMethod):
         discriminator_lr: float = 1e-4,
         **kwargs,
     ) -> None:
+        """Deep InfoMax's critics, estimator and prior.
+
+        Args:
+            local_stage: the backbone stage whose M x M map is the local feature (-2: the one before last).
+            encoding_dim: width of the global encoding Y.
+            critic_dim: width of the separable critic's embeddings.
+            estimator: the MI bound, ``jsd``, ``dv`` or ``infonce``.
+            dv_ema_rate: rate of MINE's moving average in the DV gradient.
+            global_weight: alpha, weight of the global MI term.
+            local_weight: beta, weight of the local MI term (eq. 6.9).
+            prior_weight: gamma, weight of prior matching; 0 turns the discriminator off.
+            discriminator_lr: Adam learning rate of the prior discriminator.
+        """
         super().__init__(*args, **kwargs)
         self.automatic_optimization = False
-        if min(global_weight, local_weight, prior_weight) < 0 or global_weight + local_weight == 0:
+        key = "model.init_args."
+        for name, value in (
+            ("global_weight", global_weight),
+            ("local_weight", local_weight),
+            ("prior_weight", prior_weight),
+        ):
+            require(is_finite(value) and value >= 0, key + name, value, "a finite number >= 0")
+        require(is_finite(discriminator_lr) and discriminator_lr > 0, key + "discriminator_lr", discriminator_lr, "> 0")
+        require(encoding_dim >= 1, key + "encoding_dim", encoding_dim, ">= 1")
+        require(critic_dim >= 1, key + "critic_dim", critic_dim, ">= 1")
+        if global_weight + local_weight == 0:
             raise ConfigurationError(
                 "Deep InfoMax needs weights >= 0 and global_weight + local_weight > 0; got "
                 f"global_weight={global_weight}, local_weight={local_weight}, prior_weight={prior_weight}."

@@ -1,7 +1,7 @@
 """Jigsaw puzzles: recover which permutation shuffled the nine tiles of an image.
 
 Noroozi & Favaro, "Unsupervised Learning of Visual Representations by Solving Jigsaw
-Puzzles", ECCV 2016 (seed 002, sec. 6.2.3.2):
+Puzzles", ECCV 2016 (textbook §6.2.3.2):
 
     cut a 3x3 grid of tiles with a random gap and jitter, standardise each tile
     draw p from a fixed set of permutations; reorder the tiles by P[p]
@@ -18,11 +18,14 @@ batch-norm statistics mix tiles and whole images, as downstream use needs.
 import torch
 import torch.nn.functional as F
 
-from selfsup.heads import ProjectionMLP
+from selfsup.components.heads import ProjectionMLP
+from selfsup.errors import is_finite, require
 from selfsup.methods.base import PretrainMethod
 from selfsup.pretext import crop_tiles, grid_offsets, hamming_permutation_set, normalise_tiles
 
 GRID_TILES = 9
+#: The largest permutation set the greedy maximal-Hamming choice makes in reasonable time.
+MAX_PERMUTATIONS = 10_000
 
 
 class Jigsaw(PretrainMethod):
@@ -35,8 +38,29 @@ class Jigsaw(PretrainMethod):
         classifier_hidden_dim: int = 1024,
         **kwargs,
     ) -> None:
-        """``tile_fraction``: tile side over cell side (the paper: 64 of 75 pixels)."""
+        """The jigsaw puzzle's permutation set and classifier.
+
+        Args:
+            num_permutations: permutations of the 9 tiles to classify (chosen for maximal Hamming distance).
+            permutation_seed: draws the permutation set, deterministically.
+            tile_fraction: tile side over cell side (the paper: 64 of 75 pixels); the rest is gap and jitter.
+            classifier_hidden_dim: hidden width of the classifier over the 9 concatenated tile features.
+        """
         super().__init__(*args, **kwargs)
+        key = "model.init_args."
+        require(
+            1 <= num_permutations <= MAX_PERMUTATIONS,
+            key + "num_permutations",
+            num_permutations,
+            f"in [1, {MAX_PERMUTATIONS}] (the papers use 100 to 10,000; choosing the set costs N x 9! comparisons)",
+        )
+        require(
+            is_finite(tile_fraction) and 0 < tile_fraction <= 1,
+            key + "tile_fraction",
+            tile_fraction,
+            "in (0, 1] (tile side over cell side)",
+        )
+        require(classifier_hidden_dim >= 1, key + "classifier_hidden_dim", classifier_hidden_dim, ">= 1")
         self.register_buffer("permutations", hamming_permutation_set(num_permutations, permutation_seed))
         self.classifier = ProjectionMLP(GRID_TILES * self.backbone.feature_dim, classifier_hidden_dim, num_permutations)
 

@@ -1,7 +1,7 @@
 """MoCo: momentum contrast with a queue of keys, v1 and v2.
 
 He et al., "Momentum Contrast for Unsupervised Visual Representation Learning",
-CVPR 2020, Algorithm 1 (seed 002, eqs. 6.12 and 6.13); Chen et al., "Improved
+CVPR 2020, Algorithm 1 (textbook eqs. 6.12 and 6.13); Chen et al., "Improved
 Baselines with Momentum Contrastive Learning" (v2: MLP head, temperature 0.2, blur,
 cosine schedule):
 
@@ -23,14 +23,15 @@ from typing import Literal
 import torch
 from torch import nn
 
+from selfsup.components.ema import ema_update
+from selfsup.components.heads import ProjectionMLP
+from selfsup.components.key_queue import KeyQueue
+from selfsup.components.split_batch_norm import use_split_batch_norm
 from selfsup.distributed import gather, is_distributed, shuffle_across_ranks, unshuffle_across_ranks
-from selfsup.errors import ConfigurationError
-from selfsup.heads import ProjectionMLP
-from selfsup.key_queue import KeyQueue
+from selfsup.errors import ConfigurationError, is_finite, require
 from selfsup.losses import InfoNCELoss
 from selfsup.methods.base import PretrainMethod
-from selfsup.momentum import cosine_momentum, ema_update
-from selfsup.split_batch_norm import use_split_batch_norm
+from selfsup.schedules import cosine_momentum
 
 
 class MoCo(PretrainMethod):
@@ -51,15 +52,35 @@ class MoCo(PretrainMethod):
     ) -> None:
         """MoCo v1 is ``projection="linear", temperature=0.07``; v2 is ``"mlp", 0.2``.
 
-        Shuffle-BN (``shuffle_bn``) permutes the key batch across ranks under DDP. On a
-        single device, ``split_bn_groups > 1`` emulates it: both encoders normalise
-        that many interleaved groups separately and the key batch is shuffled between them.
+        Args:
+            queue_size: keys in the dictionary K; a multiple of the keys enqueued per step.
+            temperature: tau of InfoNCE.
+            projection: ``linear`` (v1) or ``mlp`` (v2) head on the backbone.
+            projection_dim: the key and query width.
+            projection_hidden_dim: hidden width of the MLP head; the feature dimension when unset.
+            encoder_momentum: m of eq. (2), the key encoder's EMA momentum.
+            encoder_momentum_schedule: ``constant`` m, or ``cosine`` from m to 1 over training.
+            symmetric: also contrast the second view's query with the first view's key (v2+).
+            shuffle_bn: permute the key batch across ranks before the key encoder (Shuffle-BN).
+            split_bn_groups: on one device, batch norm over this many interleaved groups, emulating Shuffle-BN.
         """
         super().__init__(*args, **kwargs)
-        if not 0.0 <= encoder_momentum <= 1.0:
-            raise ConfigurationError(f"model.encoder_momentum must lie in [0, 1], got {encoder_momentum}.")
-        if split_bn_groups < 1:
-            raise ConfigurationError(f"model.split_bn_groups must be >= 1, got {split_bn_groups}.")
+        key = "model.init_args."
+        require(queue_size >= 1, key + "queue_size", queue_size, ">= 1 (65536 in the paper)")
+        require(projection_dim >= 1, key + "projection_dim", projection_dim, ">= 1")
+        require(
+            projection_hidden_dim is None or projection_hidden_dim >= 1,
+            key + "projection_hidden_dim",
+            projection_hidden_dim,
+            "null or >= 1",
+        )
+        require(
+            is_finite(encoder_momentum) and 0 <= encoder_momentum <= 1,
+            key + "encoder_momentum",
+            encoder_momentum,
+            "in [0, 1] (0.999 in the paper)",
+        )
+        require(split_bn_groups >= 1, key + "split_bn_groups", split_bn_groups, ">= 1")
         feature_dim = self.backbone.feature_dim
         if projection == "linear":
             self.projector = nn.Linear(feature_dim, projection_dim)

@@ -1,7 +1,7 @@
 """Relative patch position: which of its 8 neighbours is the second patch?
 
 Doersch, Gupta & Efros, "Unsupervised Visual Representation Learning by Context
-Prediction", ICCV 2015 (seed 002, sec. 6.2.3.2):
+Prediction", ICCV 2015 (textbook §6.2.3.2):
 
     cut the centre tile of a 3x3 grid and one random neighbour (gap and jitter)
     f = concat( backbone(centre), backbone(neighbour) )       shared encoder
@@ -17,7 +17,8 @@ batch-norm statistics mix tiles and whole images, as downstream use needs.
 import torch
 import torch.nn.functional as F
 
-from selfsup.heads import ProjectionMLP
+from selfsup.components.heads import ProjectionMLP
+from selfsup.errors import is_finite, require
 from selfsup.methods.base import PretrainMethod
 from selfsup.pretext import NEIGHBOUR_CELLS, crop_tiles, grid_offsets, normalise_tiles
 
@@ -26,7 +27,20 @@ CENTRE_CELL = 4
 
 class RelativePosition(PretrainMethod):
     def __init__(self, *args, tile_fraction: float = 0.85, classifier_hidden_dim: int = 512, **kwargs) -> None:
+        """The 8-way classifier of a neighbour tile's position.
+
+        Args:
+            tile_fraction: tile side over cell side; the rest is gap and jitter.
+            classifier_hidden_dim: hidden width of the classifier over the pair of tile features.
+        """
         super().__init__(*args, **kwargs)
+        require(
+            is_finite(tile_fraction) and 0 < tile_fraction <= 1,
+            "model.init_args.tile_fraction",
+            tile_fraction,
+            "in (0, 1] (tile side over cell side)",
+        )
+        require(classifier_hidden_dim >= 1, "model.init_args.classifier_hidden_dim", classifier_hidden_dim, ">= 1")
         self.classifier = ProjectionMLP(2 * self.backbone.feature_dim, classifier_hidden_dim, len(NEIGHBOUR_CELLS))
         self.register_buffer("neighbour_cells", torch.tensor(NEIGHBOUR_CELLS), persistent=False)
 

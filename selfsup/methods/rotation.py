@@ -1,7 +1,7 @@
 """RotNet: predict which of four rotations was applied.
 
 Gidaris, Singh & Komodakis, "Unsupervised Representation Learning by Predicting Image
-Rotations", ICLR 2018 (seed 002, sec. 6.2.3.2):
+Rotations", ICLR 2018 (textbook §6.2.3.2):
 
     for a minibatch of N images, form all 4N rotations by 0, 90, 180 and 270 degrees
     (all four copies of an image in the same batch, as the paper recommends)
@@ -13,14 +13,29 @@ finds that intermediate blocks transfer best.
 
 import torch.nn.functional as F
 
-from selfsup.heads import ProjectionMLP
+from selfsup.components.heads import ProjectionMLP
+from selfsup.errors import require
 from selfsup.methods.base import PretrainMethod
 from selfsup.pretext import rotate_batch
 
 
 class RotationPrediction(PretrainMethod):
     def __init__(self, *args, head_stage: int = -1, head_hidden_dim: int = 256, **kwargs) -> None:
+        """RotNet's 4-way rotation classifier.
+
+        Args:
+            head_stage: the backbone stage whose pooled map feeds the classifier (-1: the last).
+            head_hidden_dim: hidden width of the classifier.
+        """
         super().__init__(*args, **kwargs)
+        stages = len(self.backbone.stage_dims)
+        require(
+            -stages <= head_stage < stages,
+            "model.init_args.head_stage",
+            head_stage,
+            f"a stage of this {stages}-stage backbone, in [{-stages}, {stages - 1}]",
+        )
+        require(head_hidden_dim >= 1, "model.init_args.head_hidden_dim", head_hidden_dim, ">= 1")
         stage_dim = self.backbone.stage_dims[head_stage]
         self.rotation_head = ProjectionMLP(stage_dim, head_hidden_dim, output_dim=4)
 

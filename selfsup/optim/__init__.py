@@ -1,7 +1,6 @@
-"""Optimisers, parameter groups and learning-rate schedules for pretraining."""
+"""Optimisers and parameter groups for pretraining (schedules live in :mod:`selfsup.schedules`)."""
 
 from selfsup.optim.lars import LARS
 from selfsup.optim.param_groups import decay_groups
-from selfsup.optim.schedule import scaled_learning_rate, warmup_cosine
 
-__all__ = ["LARS", "decay_groups", "scaled_learning_rate", "warmup_cosine"]
+__all__ = ["LARS", "decay_groups"]

@@ -1,0 +1,61 @@
+"""The matrix's values, kept one JSON line each in ``<output_dir>/cells.jsonl`` as they are computed.
+
+Every value of every protocol on every (checkpoint, dataset, seed) cell is appended,
+flushed and fsynced as soon as it is computed, with a fingerprint: a hash of everything
+the value depends on (:func:`fingerprint`). A rerun of the matrix reuses each value
+whose fingerprint is in the file and computes the others, so a killed run loses at most
+the protocol it was computing, and a changed recipe recomputes only that protocol.
+A line cut short by a kill is ignored.
+
+Only rank 0 writes. Every rank reads the file once, when the matrix starts, and all
+read the same lines: rank 0 writes its first value only after its first Trainer has
+run, and a Trainer runs only once every rank has started (and so has read the file).
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+
+def fingerprint(**parts) -> str:
+    """A hash of ``parts`` (JSON-serialisable; dict order does not matter)."""
+    text = json.dumps(parts, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class CellStore:
+    """The values of ``cells.jsonl`` by fingerprint; :meth:`add` appends one (on disk only if ``write``)."""
+
+    def __init__(self, path: Path, write: bool) -> None:
+        self.path, self.write = path, write
+        self.values: dict[str, float] = {}
+        self._ends_with_newline = True
+        if path.is_file():
+            text = path.read_text()
+            self._ends_with_newline = text.endswith("\n") or not text
+            for line in text.splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                self.values[entry["fingerprint"]] = entry["value"]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
+
+    def __getitem__(self, key: str) -> float:
+        return self.values[key]
+
+    def add(self, key: str, value: float, **description) -> None:
+        """Keep ``value`` under fingerprint ``key``; write it with ``description`` (checkpoint, dataset, ...)."""
+        self.values[key] = value
+        if not self.write:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"fingerprint": key, **description, "value": value})
+        with open(self.path, "a") as stream:
+            stream.write(("" if self._ends_with_newline else "\n") + line + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        self._ends_with_newline = True

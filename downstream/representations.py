@@ -1,0 +1,116 @@
+"""The rows of the matrix: the checkpoints, and the baselines they are judged against.
+
+* a checkpoint: its backbone, seeing every dataset at the input size and normalisation
+  it was pretrained with;
+* ``random init (<arch>, <size>px)``: for each architecture and input size among the
+  checkpoints, a randomly initialised network (``torch.manual_seed(seed)``, then
+  :func:`build_backbone`), a new one for every seed: what the architecture alone gives,
+  the baseline of the pretext-task papers (Doersch et al. 2015; Gidaris et al. 2018);
+* ``raw pixels``: the evaluation-transformed images, flattened, at the smallest input
+  size among the checkpoints and with that checkpoint's mean and std. Only the protocols
+  that read features apply (:data:`FEATURE_PROTOCOLS`; ``linear`` when it caches them).
+"""
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from selfsup.backbones import build_backbone
+from selfsup.checkpoints import InputFormat, load_backbone
+
+FEATURE_PROTOCOLS = ("knn", "logistic", "logme")
+
+
+@dataclass
+class Representation:
+    """One row: its name, its input format, and the network that turns images into features.
+
+    ``network(seed)`` returns the network for a seed (the same one for a checkpoint);
+    ``source`` is what the row's values depend on besides the protocol, for the
+    fingerprints of :mod:`downstream.cells`; ``architecture`` is ``(name, kwargs)`` of a
+    backbone (``None`` for raw pixels, which has no backbone to train or probe per layer).
+    """
+
+    name: str
+    input_format: InputFormat
+    network: Callable[[int], nn.Module]
+    stages: int
+    source: dict
+    architecture: tuple[str, dict] | None = None
+
+
+class Pixels(nn.Module):
+    """The image itself as a one-stage network: its flattened pixels, as a 1x1 map for the extractor."""
+
+    def __init__(self, image_size: int, channels: int = 3) -> None:
+        super().__init__()
+        self.feature_dim = channels * image_size * image_size
+        self.stage_dims = (self.feature_dim,)
+
+    def forward_stages(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return [images.flatten(1)[:, :, None, None]]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.flatten(1)
+
+
+def checkpoint_rows(checkpoints: dict[str, str]) -> list[Representation]:
+    """A row per checkpoint (name: path); the fingerprint's source is the file: path, size and mtime."""
+    rows = []
+    for name, path in checkpoints.items():
+        backbone, metadata = load_backbone(path)
+        stat = Path(path).stat()
+        rows.append(
+            Representation(
+                name,
+                InputFormat.from_metadata(metadata, source=path),
+                network=functools.partial(_same_network, backbone),
+                stages=len(backbone.stage_dims),
+                source={"checkpoint": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns},
+                architecture=(metadata["backbone"], metadata["backbone_kwargs"]),
+            )
+        )
+    return rows
+
+
+def random_init_rows(checkpoints: list[Representation]) -> list[Representation]:
+    """One randomly initialised network per architecture and input size among ``checkpoints``."""
+    rows: dict[str, Representation] = {}
+    for checkpoint in checkpoints:
+        (architecture, kwargs), input_format = checkpoint.architecture, checkpoint.input_format
+        name = f"random init ({architecture}, {input_format.image_size}px)"
+        if name not in rows:
+            rows[name] = Representation(
+                name,
+                input_format,
+                network=functools.partial(_random_network, architecture, kwargs),
+                stages=checkpoint.stages,
+                source={"random_init": architecture, "backbone_kwargs": kwargs, **input_format.as_dict()},
+                architecture=(architecture, kwargs),
+            )
+    return list(rows.values())
+
+
+def raw_pixels_row(checkpoints: list[Representation]) -> Representation:
+    """Raw pixels at the smallest input size among ``checkpoints``, with that checkpoint's normalisation."""
+    input_format = min(checkpoints, key=lambda checkpoint: checkpoint.input_format.image_size).input_format
+    return Representation(
+        "raw pixels",
+        input_format,
+        network=functools.partial(_same_network, Pixels(input_format.image_size)),
+        stages=1,
+        source={"raw_pixels": input_format.as_dict()},
+    )
+
+
+def _same_network(network: nn.Module, seed: int) -> nn.Module:
+    return network
+
+
+def _random_network(architecture: str, kwargs: dict, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_backbone(architecture, **kwargs)

@@ -1,0 +1,40 @@
+"""What downstream code needs from a pretraining run: the input format and the bare backbone."""
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+from selfsup.checkpoints import INPUT_FORMAT_KEY, InputFormat, export_backbone
+
+
+class BackboneExport(pl.Callback):
+    """Record the input format in every checkpoint; write ``<default_root_dir>/<filename>`` when fitting ends.
+
+    The export holds the backbone's weights, the name and arguments that rebuild it,
+    the method, the step and epoch, and the input format (image size, mean, std) of
+    the datamodule, so that evaluation prepares images as pretraining did. Rank 0 writes
+    it, atomically; a run that ends by an error writes none.
+    """
+
+    def __init__(self, filename: str = "backbone.pt") -> None:
+        self.filename = filename
+        self.path: Path | None = None
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        if trainer.datamodule is not None:
+            checkpoint[INPUT_FORMAT_KEY] = InputFormat.of(trainer.datamodule).as_dict()
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.path = Path(trainer.default_root_dir) / self.filename
+        if not trainer.is_global_zero:
+            return
+        export_backbone(
+            self.path,
+            pl_module.backbone,
+            pl_module.hparams.backbone,
+            pl_module.hparams.backbone_kwargs,
+            method=type(pl_module).__name__,
+            global_step=trainer.global_step,
+            epoch=trainer.current_epoch,
+            **InputFormat.of(trainer.datamodule).as_dict(),
+        )

@@ -1,0 +1,160 @@
+"""The evaluation matrix command: its outputs, W&B, bad checkpoints, and DDP against one process."""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from selfsup.backbones import build_backbone
+from selfsup.checkpoints import export_backbone
+from selfsup.cli import main as selfsup
+from selfsup.data import DigitsDataModule
+from tests.helpers import REPO
+
+DIGITS_FORMAT = dict(image_size=16, mean=DigitsDataModule.mean, std=DigitsDataModule.std)
+
+
+def evaluate(arguments: list[str]) -> None:
+    """``selfsup evaluate ARGUMENTS`` in this process."""
+    selfsup(["evaluate", *arguments])
+
+
+def exported(path, seed: int, width: int = 8):
+    torch.manual_seed(seed)
+    export_backbone(path, build_backbone("small_conv", width=width), "small_conv", {"width": width}, **DIGITS_FORMAT)
+    return str(path)
+
+
+def matrix_args(tmp_path, *extra: str) -> list[str]:
+    checkpoints = f"{{a: {exported(tmp_path / 'a.pt', 1)}, b: {exported(tmp_path / 'b.pt', 2)}}}"
+    return [
+        "--checkpoints",
+        checkpoints,
+        "--labels_per_class",
+        "10",
+        "--linear.epochs",
+        "2",
+        "--linear.batch_size",
+        "50",
+        "--linear.lr",
+        "0.5",
+        "--linear.standardize",
+        "true",
+        "--linear.augment",
+        "false",
+        "--hardware.accelerator",
+        "cpu",
+        *extra,
+    ]
+
+
+def read_results(path) -> dict[tuple[str, str, str, int], float]:
+    with open(path) as stream:
+        return {
+            (r["checkpoint"], r["dataset"], r["protocol"], int(r["seed"])): float(r["value"])
+            for r in csv.DictReader(stream)
+        }
+
+
+@pytest.mark.slow
+def test_matrix_writes_table_csv_plot_and_a_wandb_table(tmp_path, capsys):
+    output = tmp_path / "eval"
+    evaluate(
+        matrix_args(
+            tmp_path,
+            "--datasets",
+            "{digits: null, digits_transfer: null}",
+            "--protocols",
+            "[knn, linear, logme, layerwise, finetune]",
+            "--linear.cache_features",
+            "true",
+            "--finetune.epochs",
+            "1",
+            "--finetune.batch_size",
+            "50",
+            "--output_dir",
+            str(output),
+            "--wandb_project",
+            "selfsup-tests",
+        )
+    )
+    results = read_results(output / "results.csv")
+    checkpoints = {"a", "b", "random init (small_conv, 16px)"}
+    protocols = {"knn", "linear", "logme", "layer1", "layer2", "layer3", "layer4", "finetune"}
+    datasets = ("digits", "digits_transfer")
+    assert set(results) == {(c, d, p, 0) for c in checkpoints for d in datasets for p in protocols}
+    assert results[("a", "digits", "layer4", 0)] == results[("a", "digits", "linear", 0)]
+    table = (output / "results.md").read_text()
+    assert "| a |" in table and "**digits_transfer**" in table and "Kendall's tau" in table
+    assert table.strip() in capsys.readouterr().out
+    assert (output / "results.png").stat().st_size > 10_000
+    assert list((output / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "configs" / "downstream").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_downstream_config_parses(config, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate(["--config", str(config), "--print_config"])
+    assert exit_info.value.code == 0
+    assert "protocols:" in capsys.readouterr().out
+
+
+def test_a_checkpoint_of_another_architecture_is_one_message_listing_keys(tmp_path, capsys):
+    payload = torch.load(exported(tmp_path / "small.pt", 0), weights_only=True)
+    payload["backbone"], payload["backbone_kwargs"] = "resnet18", {}
+    torch.save(payload, tmp_path / "mislabelled.pt")
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate(["--checkpoints", f"{{x: {tmp_path / 'mislabelled.pt'}}}", "--datasets", "{digits: null}"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "does not fit backbone 'resnet18'" in error and "missing keys [" in error and "unexpected keys [" in error
+    assert "Traceback" not in error
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (["--label_fraction", "1.5"], "label_fraction must lie in (0, 1]"),
+        (["--labels_per_class", "0"], "label_fraction must lie in (0, 1]"),
+        (["--seeds", "[0, 0]"], "seeds must list at least one seed, each once"),
+        (["--seeds", "[]"], "seeds must list at least one seed, each once"),
+    ],
+)
+def test_bad_labels_or_seeds_stop_before_any_work(tmp_path, capsys, bad, message):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate(["--checkpoints", "{x: /nonexistent.pt}", "--datasets", "{digits: null}", *bad])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_process_ddp_evaluation_equals_one_process(tmp_path):
+    """Extraction, kNN, LogME and the probe with the backbone in the loop, on 1 and on 2 CPU processes."""
+    outputs = {}
+    for devices, strategy in ((1, "auto"), (2, "ddp")):
+        outputs[devices] = tmp_path / f"devices{devices}"
+        args = matrix_args(
+            tmp_path,
+            "--datasets",
+            "{digits: null}",
+            "--protocols",
+            "[knn, linear, logme]",
+            "--linear.cache_features",
+            "false",
+            "--hardware.devices",
+            str(devices),
+            "--hardware.strategy",
+            strategy,
+            "--output_dir",
+            str(outputs[devices]),
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "selfsup", "evaluate", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    single, distributed = read_results(outputs[1] / "results.csv"), read_results(outputs[2] / "results.csv")
+    assert single.keys() == distributed.keys()
+    for key, value in single.items():
+        assert distributed[key] == pytest.approx(value, abs=1e-6), key

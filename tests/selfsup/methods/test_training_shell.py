@@ -1,0 +1,51 @@
+"""The shared training shell: optimiser choice, parameter groups, scaled per-step schedule."""
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from selfsup.data import DigitsDataModule
+from selfsup.methods import SimCLR
+from selfsup.optim import LARS
+from selfsup.schedules import warmup_cosine
+from tests.helpers import quiet_trainer
+
+
+class RecordLearningRates(pl.Callback):
+    def __init__(self):
+        self.backbone, self.probe = [], []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        groups = trainer.optimizers[0].param_groups
+        self.backbone.append(groups[0]["lr"])
+        self.probe.append(groups[-1]["lr"])
+
+
+@pytest.mark.parametrize(
+    "optimizer, expected_class", [("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW), ("lars", LARS)]
+)
+def test_scaled_learning_rate_follows_warmup_then_cosine_per_step(tmp_path, optimizer, expected_class):
+    model = SimCLR(
+        backbone="small_conv",
+        backbone_kwargs={"width": 8},
+        optimizer=optimizer,
+        lr=0.3,
+        lr_scaling="linear",
+        reference_batch_size=256,
+        warmup_epochs=1,
+        probe_lr=0.1,
+        weight_decay=1e-4,
+    )
+    recorder = RecordLearningRates()
+    trainer = quiet_trainer(tmp_path, max_epochs=2, limit_train_batches=4, callbacks=[recorder])
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=32))
+
+    assert isinstance(trainer.optimizers[0], expected_class)
+    peak = 0.3 * 32 / 256
+    factors = [warmup_cosine(step, 4, 8) for step in range(8)]
+    assert recorder.backbone == pytest.approx([peak * f for f in factors])
+    assert recorder.probe == pytest.approx([0.1 * f for f in factors])
+    decayed, excluded, probe = trainer.optimizers[0].param_groups
+    assert decayed["weight_decay"] == 1e-4 and excluded["weight_decay"] == 0.0 and probe["weight_decay"] == 0.0
+    assert all(p.ndim <= 1 for p in excluded["params"])
+    assert {id(p) for p in probe["params"]} == {id(p) for p in model.online_probe.parameters()}

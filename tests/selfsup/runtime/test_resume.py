@@ -1,0 +1,143 @@
+"""A run stopped after a checkpoint and resumed ends exactly where the uninterrupted run ends.
+
+Exactness holds at epoch boundaries (``last.ckpt`` is written at the end of every
+epoch) on CPU in deterministic mode: weights, online probe, MoCo's queue and pointer,
+jigsaw's permutations, optimiser and scheduler state, the random generators (data
+order, augmentations, Shuffle-BN) all continue as if nothing had happened. A mid-epoch
+checkpoint continues correctly: same epoch count, step count and learning rate.
+"""
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from selfsup.checkpoints import RANDOM_STATES_KEY
+from selfsup.data import DigitsDataModule
+from selfsup.methods import MoCo, SimCLR
+from selfsup.methods.deep_infomax import DeepInfoMax
+from selfsup.methods.jigsaw import Jigsaw
+from selfsup.methods.relative_position import RelativePosition
+from selfsup.methods.rotation import RotationPrediction
+from selfsup.runtime import RandomStateCheckpoint, SafeCheckpointIO
+from tests.helpers import quiet_trainer
+
+COMMON = dict(backbone="small_conv", backbone_kwargs={"width": 8}, warmup_epochs=1, lr=0.1)
+METHODS = {
+    "simclr": (lambda: SimCLR(**COMMON, projection_dim=16), dict(image_size=16)),
+    "moco": (lambda: MoCo(**COMMON, queue_size=64, projection_dim=16, split_bn_groups=2), dict(image_size=16)),
+    "rotation": (lambda: RotationPrediction(**COMMON), dict(image_size=16, num_views=1)),
+    "jigsaw": (
+        lambda: Jigsaw(**COMMON, num_permutations=10, classifier_hidden_dim=32),
+        dict(image_size=24, num_views=1),
+    ),
+    "relative_position": (
+        lambda: RelativePosition(**COMMON, classifier_hidden_dim=32),
+        dict(image_size=24, num_views=1),
+    ),
+    "dim": (
+        lambda: DeepInfoMax(
+            **{**COMMON, "lr": 0.01}, estimator="dv", global_weight=0.5, prior_weight=0.1, encoding_dim=16
+        ),
+        dict(image_size=16, num_views=1),
+    ),
+}
+EPOCHS, BATCHES = 3, 3
+
+
+class CrashAtEpoch(pl.Callback):
+    """Die when ``epoch`` starts, as a killed job would: after that epoch's predecessor was saved."""
+
+    def __init__(self, epoch: int | None) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+def _fit(method, root, crash_at=None, ckpt_path=None, num_workers=0, **trainer_overrides):
+    """A fresh process's view: seed, build, fit (the CLI's ``seed_everything`` then ``fit``)."""
+    build, data = METHODS[method]
+    pl.seed_everything(0, verbose=False)
+    model = build()
+    last = ModelCheckpoint(root / "checkpoints", "last", every_n_epochs=1, save_on_train_epoch_end=True)
+    settings = dict(
+        deterministic=True,
+        max_epochs=EPOCHS,
+        limit_train_batches=BATCHES,
+        enable_checkpointing=True,
+        callbacks=[last, RandomStateCheckpoint(), CrashAtEpoch(crash_at)],
+        plugins=[SafeCheckpointIO()],
+    )
+    trainer = quiet_trainer(root, **{**settings, **trainer_overrides})
+    datamodule = DigitsDataModule(batch_size=32, num_workers=num_workers, **data)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    return model, trainer
+
+
+def _assert_same_state(model, trainer, reference, reference_trainer):
+    state, expected = model.state_dict(), reference.state_dict()
+    assert state.keys() == expected.keys()
+    different = [name for name in expected if not torch.equal(state[name], expected[name])]
+    assert not different, different
+    for optimizer, reference_optimizer in zip(trainer.optimizers, reference_trainer.optimizers):
+        for mine, theirs in zip(optimizer.state.values(), reference_optimizer.state.values()):
+            for key in theirs:
+                assert torch.equal(torch.as_tensor(mine[key]), torch.as_tensor(theirs[key])), key
+    assert trainer.current_epoch == reference_trainer.current_epoch
+    assert trainer.global_step == reference_trainer.global_step
+    assert trainer.lr_scheduler_configs[0].scheduler.state_dict() == (
+        reference_trainer.lr_scheduler_configs[0].scheduler.state_dict()
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_resume_after_a_crash_ends_bit_identical_to_the_uninterrupted_run(tmp_path, method):
+    reference, reference_trainer = _fit(method, tmp_path / "uninterrupted")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _fit(method, tmp_path / "crashed", crash_at=2)
+    last = tmp_path / "crashed" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    model, trainer = _fit(method, tmp_path / "crashed", ckpt_path=last)
+    _assert_same_state(model, trainer, reference, reference_trainer)
+
+
+@pytest.mark.slow
+def test_resume_is_exact_with_augmentation_in_worker_processes(tmp_path):
+    reference, reference_trainer = _fit("simclr", tmp_path / "uninterrupted", num_workers=2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _fit("simclr", tmp_path / "crashed", crash_at=2, num_workers=2)
+    last = tmp_path / "crashed" / "checkpoints" / "last.ckpt"
+    model, trainer = _fit("simclr", tmp_path / "crashed", ckpt_path=last, num_workers=2)
+    _assert_same_state(model, trainer, reference, reference_trainer)
+
+
+@pytest.mark.slow
+def test_without_the_random_generators_the_resumed_run_would_differ(tmp_path):
+    """The control: the generators in the checkpoint are what makes the resume exact."""
+    reference, _ = _fit("simclr", tmp_path / "uninterrupted")
+    with pytest.raises(RuntimeError):
+        _fit("simclr", tmp_path / "crashed", crash_at=2)
+    last = tmp_path / "crashed" / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    del checkpoint[RANDOM_STATES_KEY]
+    torch.save(checkpoint, last)
+    model, _ = _fit("simclr", tmp_path / "crashed", ckpt_path=last)
+    state, expected = model.state_dict(), reference.state_dict()
+    assert not all(torch.equal(state[name], expected[name]) for name in expected)
+
+
+@pytest.mark.slow
+def test_mid_epoch_checkpoint_continues_without_repeating_or_skipping_an_epoch(tmp_path):
+    reference, reference_trainer = _fit("moco", tmp_path / "uninterrupted")
+    mid_epoch = ModelCheckpoint(tmp_path / "mid", "{step}", every_n_train_steps=4, save_top_k=-1)
+    with pytest.raises(RuntimeError):
+        _fit("moco", tmp_path / "crashed", crash_at=2, callbacks=[mid_epoch, RandomStateCheckpoint(), CrashAtEpoch(2)])
+    checkpoint = tmp_path / "mid" / "step=4.ckpt"
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 1
+    model, trainer = _fit("moco", tmp_path / "crashed", ckpt_path=checkpoint)
+    assert (trainer.current_epoch, trainer.global_step) == (EPOCHS, EPOCHS * BATCHES)
+    assert trainer.optimizers[0].param_groups[0]["lr"] == reference_trainer.optimizers[0].param_groups[0]["lr"]
+    assert int(model.queue.pointer) == int(reference.queue.pointer)

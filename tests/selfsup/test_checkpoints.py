@@ -1,0 +1,111 @@
+import zipfile
+
+import pytest
+import torch
+
+from selfsup.backbones import build_backbone
+from selfsup.checkpoints import export_backbone, load_backbone, read_checkpoint
+from selfsup.errors import ConfigurationError
+from selfsup.methods import SimCLR
+
+
+def _images():
+    return torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+
+
+def test_export_round_trip_gives_identical_features(tmp_path):
+    torch.manual_seed(0)
+    backbone = build_backbone("small_conv", width=8)
+    backbone.train()
+    backbone(_images() * 3 + 1)  # move the BN running statistics away from their initial values
+    backbone.eval()
+    export_backbone(tmp_path / "backbone.pt", backbone, "small_conv", {"width": 8}, image_size=16)
+    restored, metadata = load_backbone(tmp_path / "backbone.pt")
+    assert metadata["image_size"] == 16 and metadata["backbone_kwargs"] == {"width": 8}
+    assert torch.equal(restored.eval()(_images()), backbone(_images()))
+
+
+def test_lightning_checkpoint_loads_the_backbone(tmp_path):
+    model = SimCLR(backbone="small_conv", backbone_kwargs={"width": 8})
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, tmp_path / "last.ckpt")
+    restored, _ = load_backbone(tmp_path / "last.ckpt")
+    assert torch.equal(restored.eval()(_images()), model.backbone.eval()(_images()))
+
+
+def test_wrapper_prefixes_are_removed_from_bare_state_dicts(tmp_path):
+    backbone = build_backbone("small_conv", width=8).eval()
+    wrapped = {f"module._orig_mod.{key}": value for key, value in backbone.state_dict().items()}
+    torch.save(wrapped, tmp_path / "weights.pt")
+    restored, _ = load_backbone(tmp_path / "weights.pt", backbone="small_conv", backbone_kwargs={"width": 8})
+    assert torch.equal(restored.eval()(_images()), backbone(_images()))
+
+
+def test_bare_weights_without_an_architecture_are_refused(tmp_path):
+    torch.save(build_backbone("small_conv", width=8).state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(ConfigurationError, match="without an architecture"):
+        load_backbone(tmp_path / "weights.pt")
+
+
+def test_wrong_architecture_lists_missing_and_unexpected_keys(tmp_path):
+    torch.save(build_backbone("small_conv", width=8).state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(ConfigurationError, match=r"missing keys \[bn1\..*unexpected keys \[stages\."):
+        load_backbone(tmp_path / "weights.pt", backbone="resnet18")
+
+
+def test_wrong_width_is_a_shape_error_not_a_partial_load(tmp_path):
+    export_backbone(tmp_path / "b.pt", build_backbone("small_conv", width=8), "small_conv", {"width": 8})
+    payload = torch.load(tmp_path / "b.pt")
+    payload["backbone_kwargs"] = {"width": 16}
+    torch.save(payload, tmp_path / "b.pt")
+    with pytest.raises(ConfigurationError, match="size mismatch"):
+        load_backbone(tmp_path / "b.pt")
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    with pytest.raises(ConfigurationError, match="not a readable checkpoint"):
+        load_backbone(tmp_path / "notes.ckpt")
+
+
+def test_truncated_checkpoint_is_refused(tmp_path):
+    export_backbone(tmp_path / "b.pt", build_backbone("small_conv", width=8), "small_conv", {"width": 8})
+    data = (tmp_path / "b.pt").read_bytes()
+    (tmp_path / "b.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ConfigurationError, match="not a readable checkpoint"):
+        load_backbone(tmp_path / "b.pt")
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+def test_pickled_code_is_refused_and_not_run(tmp_path, capsys):
+    torch.save({"state_dict": {}, "evil": _Payload()}, tmp_path / "evil.ckpt")
+    with pytest.raises(ConfigurationError, match="refusing to load"):
+        load_backbone(tmp_path / "evil.ckpt")
+    assert "pickled code ran" not in capsys.readouterr().out
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigurationError, match="checkpoint not found"):
+        load_backbone(tmp_path / "absent.ckpt")
+
+
+def test_an_archive_that_inflates_beyond_its_size_is_refused_before_loading(tmp_path, monkeypatch):
+    """A few kilobytes that deflate to 32 MiB of tensor data: refused unread, never handed to torch.load."""
+    honest = tmp_path / "honest.pt"
+    torch.save({"weight": torch.zeros(8 * 2**20)}, honest)
+    inflating = tmp_path / "inflating.pt"
+    with zipfile.ZipFile(honest) as source, zipfile.ZipFile(inflating, "w", zipfile.ZIP_DEFLATED) as target:
+        for record in source.infolist():
+            target.writestr(record.filename, source.read(record.filename))
+    assert inflating.stat().st_size < 2**20 < honest.stat().st_size
+    assert read_checkpoint(honest)["weight"].numel() == 8 * 2**20
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("torch.load was reached")
+
+    monkeypatch.setattr(torch, "load", must_not_load)
+    with pytest.raises(ConfigurationError, match=r"declares 32\.0 MiB of data in a 0\.0 MiB file"):
+        read_checkpoint(inflating)
