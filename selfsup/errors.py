@@ -3,8 +3,8 @@
 :class:`ConfigurationError` is raised wherever a configuration value, a path or a
 file is wrong; :class:`NonFiniteLossError` when training diverges. The command-line
 entry points catch them and print the message alone, without a traceback, then
-exit with status 2 (bad input) or 3 (diverged); library callers get an ordinary
-``ValueError`` or ``ArithmeticError`` subclass.
+exit with status 2 (bad input), 3 (diverged) or 4 (:class:`RunInterrupted`); library
+callers get an ordinary ``ValueError``, ``ArithmeticError`` or ``RuntimeError`` subclass.
 """
 
 import math
@@ -16,6 +16,10 @@ class ConfigurationError(ValueError):
 
 class NonFiniteLossError(ArithmeticError):
     """The loss became NaN or infinite; the message names the step and the checkpoints kept."""
+
+
+class RunInterrupted(RuntimeError):
+    """A signal stopped the run after its state was saved; the message names the checkpoint to resume from."""
 
 
 def require(valid: bool, key: str, value, expected: str) -> None:

@@ -9,6 +9,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from selfsup.backbones import build_backbone
+from selfsup.checkpoints import export_backbone
+from selfsup.data import DigitsDataModule
 from selfsup.methods import SimCLR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +31,14 @@ FAST = [
     "--model.init_args.backbone_kwargs",
     "{width: 8}",
 ]
+
+
+def random_digits_backbone(path, seed: int = 0, width: int = 8) -> str:
+    """Export a randomly initialised small conv net (drawn from ``seed``) with the digits' input format."""
+    torch.manual_seed(seed)
+    digits_format = dict(image_size=16, mean=DigitsDataModule.mean, std=DigitsDataModule.std)
+    export_backbone(path, build_backbone("small_conv", width=width), "small_conv", {"width": width}, **digits_format)
+    return str(path)
 
 
 def quiet_trainer(root, **overrides) -> pl.Trainer:

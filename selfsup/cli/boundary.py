@@ -3,7 +3,8 @@
 A user error (:class:`~selfsup.errors.ConfigurationError`, Lightning's
 ``MisconfigurationException``, found anywhere in the chain of causes) is printed as one
 line on stderr, by rank 0 only, and ends the command with exit code 2; a diverged loss
-(:class:`~selfsup.errors.NonFiniteLossError`) with 3. Anything else is a bug in this
+(:class:`~selfsup.errors.NonFiniteLossError`) with 3, a run stopped by SIGTERM after saving
+its state (:class:`~selfsup.errors.RunInterrupted`) with 4. Anything else is a bug in this
 project or a library: its traceback is kept (exit code 1).
 """
 
@@ -13,16 +14,18 @@ from collections.abc import Callable
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.utilities import rank_zero_only
 
-from selfsup.errors import ConfigurationError, NonFiniteLossError
+from selfsup.errors import ConfigurationError, NonFiniteLossError, RunInterrupted
 
-EXIT_BUG, EXIT_USER_ERROR, EXIT_DIVERGED = 1, 2, 3
+EXIT_BUG, EXIT_USER_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 4
 EXIT_CODES = {
     0: "success",
     EXIT_BUG: "a bug (with its traceback): please report it",
     EXIT_USER_ERROR: "bad input: one line on stderr names the problem and the fix",
     EXIT_DIVERGED: "the training loss became NaN or infinite (model.init_args.non_finite_loss)",
+    EXIT_INTERRUPTED: "stopped by SIGTERM after saving its state: the message names the checkpoint to resume from",
 }
-USER_ERRORS = (ConfigurationError, NonFiniteLossError, MisconfigurationException)
+USER_ERRORS = (ConfigurationError, NonFiniteLossError, RunInterrupted, MisconfigurationException)
+EXIT_CODE_OF = {NonFiniteLossError: EXIT_DIVERGED, RunInterrupted: EXIT_INTERRUPTED}
 
 
 def run_guarded(name: str, command: Callable[[list[str]], None], arguments: list[str]) -> None:
@@ -35,7 +38,7 @@ def run_guarded(name: str, command: Callable[[list[str]], None], arguments: list
             raise
         if rank_zero_only.rank == 0:
             print(f"selfsup {name}: error: {without_worker_traceback(str(cause))}", file=sys.stderr)
-        sys.exit(EXIT_DIVERGED if isinstance(cause, NonFiniteLossError) else EXIT_USER_ERROR)
+        sys.exit(EXIT_CODE_OF.get(type(cause), EXIT_USER_ERROR))
 
 
 def user_error_in(error: BaseException | None) -> Exception | None:

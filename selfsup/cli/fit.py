@@ -18,6 +18,7 @@ The optimiser and its schedule belong to the method (``model.init_args.optimizer
 import os
 import uuid
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from jsonargparse import Namespace
@@ -38,8 +39,11 @@ from selfsup.runtime import (
     SafeCheckpointIO,
     check_devices,
 )
+from selfsup.runtime.run_directory import RunDirectoryClaim, claim_run_directory
 
 OPTIMISER_ARGUMENTS = ("optimizer", "lr_scheduler")
+#: The run directory claimed by this process, released when ``main`` returns or raises.
+_CLAIMS: list[RunDirectoryClaim] = []
 FIT_HELP = (
     "Pretrain a backbone. A method's own arguments, described: --model.help selfsup.methods.MoCo "
     "(SimCLR, MoCo, RotationPrediction, Jigsaw, RelativePosition, DeepInfoMax); a datamodule's: "
@@ -85,6 +89,12 @@ class SelfsupCLI(LightningCLI):
         parser.add_lightning_class_args(BackboneExport, "backbone_export")
         parser.add_lightning_class_args(RandomStateCheckpoint, "random_state")
         parser.add_lightning_class_args(RunSummary, "run_summary")
+        parser.add_argument(
+            "--existing_run",
+            type=Literal["refuse", "overwrite"],
+            default="refuse",
+            help="a run directory that holds a run: refuse (resume it with --ckpt_path) or overwrite it",
+        )
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/knn_acc",
@@ -104,13 +114,18 @@ class SelfsupCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
-        """Put W&B's files in the run directory unless the config says where, and keep one run id.
+        """Claim the run directory; put W&B's files there unless the config says where; keep one run id.
 
-        The id is stored in ``<run directory>/wandb_run_id`` by rank 0: a requeued or resumed
-        job logs to the same W&B run (``resume="allow"``) instead of starting a new one.
+        The claim (:mod:`selfsup.runtime.run_directory`) refuses a directory that holds
+        another run or is in use, before anything is written. The W&B id is stored in
+        ``<run directory>/wandb_run_id`` by rank 0: a requeued or resumed job logs to the
+        same W&B run (``resume="allow"``) instead of starting a new one.
         """
         config = self.config.get(self.subcommand, self.config)
         check_devices(config.trainer.accelerator, config.trainer.devices)
+        if _first_process_of_the_job():
+            run_dir = Path(config.trainer.default_root_dir or ".")
+            _CLAIMS.append(claim_run_directory(run_dir, config.get("ckpt_path") is not None, config.existing_run))
         loggers = config.trainer.logger if isinstance(config.trainer.logger, list) else [config.trainer.logger]
         for logger in loggers:
             if isinstance(logger, Namespace) and logger.class_path.endswith("WandbLogger"):
@@ -137,6 +152,11 @@ class SelfsupCLI(LightningCLI):
         """
 
 
+def _first_process_of_the_job() -> bool:
+    """Global rank 0 on node 0: the process that claims the run directory for all ranks."""
+    return rank_zero_only.rank == 0 and os.environ.get("NODE_RANK", "0") == "0"
+
+
 def persistent_run_id(run_dir: Path) -> str:
     """The W&B run id of ``run_dir``, created (by rank 0 only) on the first call."""
     path = run_dir / "wandb_run_id"
@@ -156,6 +176,14 @@ def _checkpoint_dir(root: str | None) -> str:
 def main(arguments: list[str]) -> None:
     """Pretrain a backbone with a self-supervised method (LightningCLI: --config, --print_config)."""
     refuse_optimiser_arguments(arguments)
+    try:
+        _run_cli(arguments)
+    finally:
+        while _CLAIMS:
+            _CLAIMS.pop().release()
+
+
+def _run_cli(arguments: list[str]) -> None:
     SelfsupCLI(
         PretrainMethod,
         PretrainDataModule,

@@ -14,6 +14,7 @@ A subclass says where its three raw splits come from; this class turns them into
 """
 
 import abc
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -93,6 +94,13 @@ class PretrainDataModule(pl.LightningDataModule, abc.ABC):
         else:
             views = view_transform(self.augmentation, self.image_size, self.mean, self.std)
             dataset = MultiViewDataset(pretrain, views, self.num_views)
+        ranks = self.trainer.world_size if self.trainer is not None else 1
+        if math.ceil(len(pretrain) / ranks) < self.batch_size:
+            raise ConfigurationError(
+                f"the pretraining split holds {len(pretrain)} images, fewer than one batch of data.batch_size="
+                f"{self.batch_size} on each of {ranks} device(s); incomplete batches are dropped, so nothing would "
+                f"train. Set data.init_args.batch_size to at most {max(1, len(pretrain) // ranks)}."
+            )
         # Workers restart every epoch, seeded from the global generator: a resumed run
         # then draws the same augmentations as an uninterrupted one.
         return self._loader(dataset, shuffle=True, drop_last=True, persistent_workers=False)

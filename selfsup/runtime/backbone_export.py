@@ -5,6 +5,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from selfsup.checkpoints import INPUT_FORMAT_KEY, InputFormat, export_backbone
+from selfsup.errors import ConfigurationError
 
 
 class BackboneExport(pl.Callback):
@@ -13,7 +14,7 @@ class BackboneExport(pl.Callback):
     The export holds the backbone's weights, the name and arguments that rebuild it,
     the method, the step and epoch, and the input format (image size, mean, std) of
     the datamodule, so that evaluation prepares images as pretraining did. Rank 0 writes
-    it, atomically; a run that ends by an error writes none.
+    it, atomically; a run that ends by an error, or took no step, writes none.
     """
 
     def __init__(self, filename: str = "backbone.pt") -> None:
@@ -25,6 +26,11 @@ class BackboneExport(pl.Callback):
             checkpoint[INPUT_FORMAT_KEY] = InputFormat.of(trainer.datamodule).as_dict()
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_step == 0:
+            raise ConfigurationError(
+                "the run took no optimiser step (trainer.max_epochs, max_steps or limit_train_batches is 0), so no "
+                f"{self.filename} was written: it would look like a trained backbone."
+            )
         self.path = Path(trainer.default_root_dir) / self.filename
         if not trainer.is_global_zero:
             return

@@ -1,17 +1,22 @@
-"""Preemption on SLURM: checkpoint and requeue when the job is signalled, without deadlock.
+"""Stopping on a signal without losing the run: checkpoint together, then requeue or exit.
 
-SLURM sends the signal (``#SBATCH --signal=USR1@120``) to every task at its own moment.
-Lightning's built-in handler saves the checkpoint from inside the signal handler, and
-saving is collective: a rank that is blocked in a gradient all-reduce never joins, and
-the job hangs until it is killed (seen here, one run in two, with 2 CPU processes).
+Two signals end a training run early:
 
-This callback replaces that handler for the duration of training. The handler only sets
-a flag; after every training batch the ranks agree on the flag (one all-reduce of a
-scalar), and if any rank was signalled, all of them save ``hpc_ckpt_N.ckpt`` in the run
-directory together, rank 0 closes the W&B run (the restart resumes it under the same id)
-and asks SLURM to requeue the job, and every process exits. The
-requeued job resumes from the newest checkpoint of the run directory (see ``slurm/``).
-Outside SLURM the callback does nothing.
+* the SLURM warning (``#SBATCH --signal=USR1@120``, :attr:`RequeueOnSignal.signal_name`),
+  under SLURM only: every rank saves ``hpc_ckpt_N.ckpt``, rank 0 closes the W&B run
+  (the restart resumes it under the same id) and asks SLURM to requeue the job, and
+  every process exits with status 0; the requeued job resumes from the newest
+  checkpoint of the run directory (see ``slurm/``);
+* SIGTERM (``scancel``, a container stop, preemption without the warning), always:
+  every rank saves ``hpc_ckpt_N.ckpt`` and the run ends with
+  :class:`~selfsup.errors.RunInterrupted`, exit status 4, naming the checkpoint to
+  resume from. No ``backbone.pt`` is written: the run did not finish.
+
+Lightning's own handlers save from inside the signal handler, and saving is
+collective: a rank blocked in a gradient all-reduce never joins, and the job hangs
+(seen here, one run in two, with 2 CPU processes). Here the handler only records the
+signal; after every training batch the ranks agree on it (one all-reduce of a scalar,
+only when there are several ranks) and act together.
 """
 
 import os
@@ -25,34 +30,54 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
+from selfsup.errors import RunInterrupted
+
 
 class RequeueOnSignal(pl.Callback):
     def __init__(self, signal_name: str = "SIGUSR1") -> None:
-        """``signal_name``: the signal ``#SBATCH --signal`` sends (SIGUSR1 in ``slurm/`` templates)."""
+        """Checkpoint and requeue on the SLURM warning signal; checkpoint and exit on SIGTERM.
+
+        Args:
+            signal_name: the signal ``#SBATCH --signal`` sends (SIGUSR1 in the ``slurm/`` templates).
+        """
+        if not isinstance(getattr(signal, signal_name, None), signal.Signals):
+            raise ValueError(f"requeue.signal_name must name a signal such as SIGUSR1, got {signal_name!r}")
         self.signal_name = signal_name
-        self._signalled = False
-        self._previous_handler = None
+        self._received = 0
+        self._previous_handlers: dict[int, object] = {}
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        signals = [signal.SIGTERM]
         if SLURMEnvironment.detect():
-            self._previous_handler = signal.signal(getattr(signal, self.signal_name), self._flag)
+            signals.append(getattr(signal, self.signal_name))
+        for number in signals:
+            self._previous_handlers[number] = signal.signal(number, self._record)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._previous_handler is not None:
-            signal.signal(getattr(signal, self.signal_name), self._previous_handler)
-            self._previous_handler = None
+        for number, handler in self._previous_handlers.items():
+            signal.signal(number, handler)
+        self._previous_handlers = {}
 
-    def _flag(self, signum, frame) -> None:
-        self._signalled = True
+    def _record(self, signum, frame) -> None:
+        self._received = max(self._received, int(signum))
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx):
-        if self._previous_handler is None:
+        if not self._previous_handlers:
             return
-        signalled = torch.tensor(float(self._signalled), device=pl_module.device)
-        if trainer.strategy.reduce(signalled, reduce_op="max").item() == 0:
+        received = self._received
+        if trainer.world_size > 1:
+            agreed = torch.tensor(float(received), device=pl_module.device)
+            received = int(trainer.strategy.reduce(agreed, reduce_op="max").item())
+        if received == 0:
             return
         path = next_hpc_checkpoint(Path(trainer.default_root_dir))
         trainer.save_checkpoint(path)
+        trainer.strategy.barrier("checkpoint on signal")
+        if received == signal.SIGTERM:
+            raise RunInterrupted(
+                f"stopped by SIGTERM at step {trainer.global_step} (epoch {trainer.current_epoch}); the state is "
+                f"saved in {path}: resume with --ckpt_path {path}. No backbone.pt was written."
+            )
         if trainer.is_global_zero:
             _finish_wandb_run()
             job_id = os.environ["SLURM_JOB_ID"]

@@ -3,36 +3,23 @@
 import json
 
 import pytest
-import torch
 
 import downstream.evaluate
 import downstream.extraction
 from downstream.evaluate import evaluate_matrix
 from downstream.hardware import Hardware
 from downstream.recipes import KNNRecipe
-from selfsup.backbones import build_backbone
-from selfsup.checkpoints import export_backbone
-from selfsup.data import DigitsDataModule
+from tests.helpers import random_digits_backbone
 
 
 @pytest.fixture
 def matrix(tmp_path):
     """``matrix(**overrides)``: kNN and logistic regression of a width-8 net and its random baseline, 2 seeds."""
-    torch.manual_seed(0)
-    path = tmp_path / "a.pt"
-    export_backbone(
-        path,
-        build_backbone("small_conv", width=8),
-        "small_conv",
-        {"width": 8},
-        image_size=16,
-        mean=DigitsDataModule.mean,
-        std=DigitsDataModule.std,
-    )
+    path = random_digits_backbone(tmp_path / "a.pt")
 
     def run(**overrides):
         settings = dict(
-            checkpoints={"a": str(path)},
+            checkpoints={"a": path},
             datasets={"digits": None},
             protocols=["knn", "logistic"],
             labels_per_class=5,

@@ -7,11 +7,9 @@ import sys
 import pytest
 import torch
 
-from selfsup.backbones import build_backbone
-from selfsup.checkpoints import export_backbone
 from selfsup.cli import main as selfsup
 from selfsup.data import DigitsDataModule
-from tests.helpers import REPO
+from tests.helpers import REPO, random_digits_backbone
 
 DIGITS_FORMAT = dict(image_size=16, mean=DigitsDataModule.mean, std=DigitsDataModule.std)
 
@@ -21,14 +19,10 @@ def evaluate(arguments: list[str]) -> None:
     selfsup(["evaluate", *arguments])
 
 
-def exported(path, seed: int, width: int = 8):
-    torch.manual_seed(seed)
-    export_backbone(path, build_backbone("small_conv", width=width), "small_conv", {"width": width}, **DIGITS_FORMAT)
-    return str(path)
-
-
 def matrix_args(tmp_path, *extra: str) -> list[str]:
-    checkpoints = f"{{a: {exported(tmp_path / 'a.pt', 1)}, b: {exported(tmp_path / 'b.pt', 2)}}}"
+    checkpoints = (
+        f"{{a: {random_digits_backbone(tmp_path / 'a.pt', 1)}, b: {random_digits_backbone(tmp_path / 'b.pt', 2)}}}"
+    )
     return [
         "--checkpoints",
         checkpoints,
@@ -102,7 +96,7 @@ def test_every_downstream_config_parses(config, capsys):
 
 
 def test_a_checkpoint_of_another_architecture_is_one_message_listing_keys(tmp_path, capsys):
-    payload = torch.load(exported(tmp_path / "small.pt", 0), weights_only=True)
+    payload = torch.load(random_digits_backbone(tmp_path / "small.pt", 0), weights_only=True)
     payload["backbone"], payload["backbone_kwargs"] = "resnet18", {}
     torch.save(payload, tmp_path / "mislabelled.pt")
     with pytest.raises(SystemExit) as exit_info:

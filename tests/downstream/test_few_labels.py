@@ -12,36 +12,20 @@ from downstream.evaluate import evaluate_matrix
 from downstream.hardware import Hardware
 from downstream.recipes import FinetuneRecipe
 from downstream.splits import balanced_subset
-from selfsup.backbones import build_backbone
-from selfsup.checkpoints import export_backbone
 from selfsup.data import DigitsDataModule, digits_split, eval_transform
 from selfsup.evaluation import weighted_knn_predict
 from selfsup.methods import MoCo, SimCLR
 from selfsup.runtime import BackboneExport
-from tests.helpers import quiet_trainer
+from tests.helpers import quiet_trainer, random_digits_backbone
 
 CPU = Hardware(accelerator="cpu")
-
-
-def random_checkpoint(path, seed: int = 0) -> str:
-    torch.manual_seed(seed)
-    export_backbone(
-        path,
-        build_backbone("small_conv", width=8),
-        "small_conv",
-        {"width": 8},
-        image_size=16,
-        mean=DigitsDataModule.mean,
-        std=DigitsDataModule.std,
-    )
-    return str(path)
 
 
 def test_results_csv_has_a_row_per_seed_and_the_table_their_mean_and_sample_std(tmp_path):
     output = tmp_path / "eval"
     seeds = [0, 1, 2]
     evaluate_matrix(
-        {"a": random_checkpoint(tmp_path / "a.pt")},
+        {"a": random_digits_backbone(tmp_path / "a.pt")},
         {"digits": None},
         protocols=["knn", "logistic"],
         labels_per_class=5,
@@ -70,7 +54,7 @@ def test_results_csv_has_a_row_per_seed_and_the_table_their_mean_and_sample_std(
 def test_one_seed_reports_the_value_and_says_so(tmp_path):
     output = tmp_path / "eval"
     results = evaluate_matrix(
-        {"a": random_checkpoint(tmp_path / "a.pt")},
+        {"a": random_digits_backbone(tmp_path / "a.pt")},
         {"digits": None},
         protocols=["knn"],
         labels_per_class=5,
@@ -86,7 +70,7 @@ def test_one_seed_reports_the_value_and_says_so(tmp_path):
 def test_the_raw_pixels_row_is_knn_on_the_flattened_images_and_skips_protocols_that_need_a_backbone(tmp_path):
     seeds = [0, 1]
     results = evaluate_matrix(
-        {"a": random_checkpoint(tmp_path / "a.pt")},
+        {"a": random_digits_backbone(tmp_path / "a.pt")},
         {"digits": None},
         protocols=["knn", "finetune"],
         labels_per_class=5,

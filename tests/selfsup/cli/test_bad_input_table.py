@@ -66,6 +66,7 @@ ROWS = [
     ("batch zero", SIMCLR + data("batch_size", "0"), 2, "data.init_args.batch_size must be at least 1"),
     ("batch negative", SIMCLR + data("batch_size", "-5"), 2, "data.init_args.batch_size must be at least 1"),
     ("batch of one", SIMCLR + data("batch_size", "1"), 2, "at least 2 images per batch"),
+    ("batch larger than the dataset", SIMCLR + data("batch_size", "2000"), 2, "fewer than one batch"),
     ("batch not an integer", SIMCLR + data("batch_size", "many"), 2, "batch_size"),
     ("workers negative", SIMCLR + data("num_workers", "-1"), 2, "data.init_args.num_workers must be >= 0"),
     ("image size zero", SIMCLR + data("image_size", "0"), 2, "data.init_args.image_size must be >= 1"),
@@ -125,7 +126,9 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 def files_under(directory: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(directory)): path.read_bytes() for path in directory.rglob("*") if path.is_file()}
+    """Every file's bytes but the run-directory lock's, which names the process that claimed the directory."""
+    files = [path for path in directory.rglob("*") if path.is_file() and path.name != ".selfsup.lock"]
+    return {str(path.relative_to(directory)): path.read_bytes() for path in files}
 
 
 @pytest.mark.parametrize(("arguments", "code", "fragment"), [row[1:] for row in ROWS], ids=[row[0] for row in ROWS])
@@ -147,3 +150,11 @@ def test_the_table_has_a_row_per_case_and_no_duplicates():
     assert len(ROWS) >= 60
     assert len({row[0] for row in ROWS}) == len(ROWS)
     assert len({tuple(row[1]) for row in ROWS}) == len(ROWS)
+
+
+def test_a_run_that_takes_no_step_exits_non_zero_without_a_backbone(run_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *SIMCLR, "--trainer.default_root_dir", str(run_dir), *FAST, "--trainer.max_epochs", "0"])
+    assert exit_info.value.code == 2
+    assert "took no optimiser step" in capsys.readouterr().err
+    assert not (run_dir / "backbone.pt").exists()

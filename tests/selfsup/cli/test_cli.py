@@ -118,7 +118,7 @@ def test_non_positive_temperature_is_refused(run_cli):
 
 
 @pytest.mark.slow
-def test_batch_of_one_is_refused_without_overwriting_the_run(run_cli, tmp_path):
+def test_a_new_run_into_a_directory_holding_a_run_is_refused_and_leaves_it_as_it_was(run_cli, tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.ckpt").write_bytes(b"earlier run")
@@ -134,7 +134,9 @@ def test_batch_of_one_is_refused_without_overwriting_the_run(run_cli, tmp_path):
         "--trainer.default_root_dir",
         "run",
     )
-    _assert_clean_error(result, "at least 2 images per batch")
+    _assert_clean_error(
+        result, "already holds a run (checkpoints/last.ckpt)", "--ckpt_path", "--existing_run overwrite"
+    )
     assert (run / "checkpoints" / "last.ckpt").read_bytes() == b"earlier run"
     assert not Path(run / "backbone.pt").exists()
 

@@ -207,3 +207,39 @@ def test_a_nan_on_one_rank_is_handled_by_both_ranks_without_a_hang(run_cli, tmp_
     else:
         assert result.returncode == 0, result.stderr[-3000:]
         assert _states(tmp_path / "run" / "checkpoints" / "last.ckpt")[2] == 4
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_exits_non_zero_and_the_run_resumes_from_it(run_cli, tmp_path):
+    """scancel or a container stop: the run saves its state, exits 4, writes no backbone.pt; resuming finishes it."""
+    args = [SIMCLR, *FAST, "--trainer.max_epochs", "1000"]
+    stopped = _selfsup(tmp_path, "--config", *args, "--trainer.default_root_dir", "run")
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    while not last.exists() and stopped.poll() is None:
+        time.sleep(0.05)
+    assert stopped.poll() is None, "the run ended before it could be stopped"
+    stopped.send_signal(signal.SIGTERM)
+    _, error = stopped.communicate(timeout=120)
+    assert stopped.returncode == 4, error[-3000:]
+    saved = tmp_path / "run" / "hpc_ckpt_1.ckpt"
+    assert f"resume with --ckpt_path {saved.relative_to(tmp_path)}" in error and "Traceback" not in error
+    assert not (tmp_path / "run" / "backbone.pt").exists()
+    step = torch.load(saved, weights_only=True)["global_step"]
+    assert step >= 2
+
+    epochs = str(torch.load(saved, weights_only=True)["epoch"] + 2)
+    resumed = run_cli(
+        "fit",
+        "--config",
+        SIMCLR,
+        *FAST,
+        "--trainer.max_epochs",
+        epochs,
+        "--trainer.default_root_dir",
+        "run",
+        "--ckpt_path",
+        str(saved),
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert torch.load(last, weights_only=True)["global_step"] > step
+    assert (tmp_path / "run" / "backbone.pt").is_file()
