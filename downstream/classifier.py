@@ -45,7 +45,7 @@ class Classifier(pl.LightningModule):
         self.recipe = recipe
         self.fine_tuning = isinstance(recipe, FinetuneRecipe)
         self.frozen = self._frozen_modules()
-        self.backbone.train(self.fine_tuning)
+        self.backbone.train(self.fine_tuning).requires_grad_(self.fine_tuning)
         for module in self.frozen:
             module.requires_grad_(False).eval()
         self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")

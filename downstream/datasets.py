@@ -49,20 +49,35 @@ def load_dataset(name: str, image_size: int, data_dir: str | None = None) -> Lab
             _class_subset(digits_split("test", image_size), TRANSFER_CLASSES),
             len(TRANSFER_CLASSES),
         )
-    datamodules = {
-        "cifar10": CIFAR10DataModule,
-        "cifar100": CIFAR100DataModule,
-        "stl10": STL10DataModule,
-        "imagefolder": ImageFolderDataModule,
-    }
-    if name not in datamodules:
-        known = ", ".join(["digits", "digits_transfer", *datamodules])
-        raise ConfigurationError(f"unknown dataset {name!r}; known datasets: {known}.")
-    if data_dir is None:
-        raise ConfigurationError(f"dataset {name!r} needs a data directory: give it as {name}=/path/to/data.")
-    datamodule = datamodules[name](data_dir=data_dir, image_size=image_size)
+    datamodule = _datamodule(name, data_dir, image_size)
     _, labelled, test = datamodule.raw_splits()
     return LabelledSplits(labelled, test, datamodule.num_classes, datamodule.crop_fraction)
+
+
+def check_dataset(name: str, data_dir: str | None = None) -> None:
+    """Raise :class:`ConfigurationError` unless ``name`` is known and its data directory has the expected layout.
+
+    Cheap (no image is read), so that the evaluation matrix can check every dataset before its first cell.
+    """
+    if name not in EMBEDDED:
+        _datamodule(name, data_dir, image_size=32)
+
+
+EMBEDDED = ("digits", "digits_transfer")
+DATAMODULES = {
+    "cifar10": CIFAR10DataModule,
+    "cifar100": CIFAR100DataModule,
+    "stl10": STL10DataModule,
+    "imagefolder": ImageFolderDataModule,
+}
+
+
+def _datamodule(name: str, data_dir: str | None, image_size: int):
+    if name not in DATAMODULES:
+        raise ConfigurationError(f"unknown dataset {name!r}; known datasets: {', '.join([*EMBEDDED, *DATAMODULES])}.")
+    if data_dir is None:
+        raise ConfigurationError(f"dataset {name!r} needs a data directory: give it as {name}=/path/to/data.")
+    return DATAMODULES[name](data_dir=data_dir, image_size=image_size)
 
 
 def _class_subset(dataset: TensorImageDataset, classes: tuple[int, ...]) -> TensorImageDataset:

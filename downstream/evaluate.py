@@ -23,6 +23,7 @@ checkpoints against the linear probe (Kendall's tau).
 
 import logging
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
@@ -32,7 +33,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from tqdm import tqdm
 
 from downstream.cells import CellStore, fingerprint
-from downstream.datasets import load_dataset
+from downstream.datasets import check_dataset, load_dataset
 from downstream.extraction import FeatureCache
 from downstream.hardware import Hardware
 from downstream.logme import logme
@@ -103,6 +104,9 @@ def evaluate_matrix(
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigurationError(f"seeds must list at least one seed, each once; got {list(seeds)}.")
     check_devices(hardware.accelerator, hardware.devices)
+    for dataset, data_dir in datasets.items():
+        check_dataset(dataset, data_dir)
+    _check_writable(Path(output_dir))
     rows = checkpoint_rows(checkpoints)
     if random_init_baseline:
         rows += random_init_rows(rows)
@@ -154,6 +158,18 @@ def evaluate_matrix(
     if rank_zero_only.rank == 0:
         print(write_report(results, Path(output_dir), described, wandb_project, wandb_offline))
     return results
+
+
+def _check_writable(output_dir: Path) -> None:
+    """Refuse an output directory that cannot be written before computing anything."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot write the results to output_dir={output_dir}: {error.strerror or error}; choose another one."
+        ) from None
 
 
 def _fingerprints(row: Representation, dataset: str, data_dir, seed: int, protocols, recipes, common) -> dict:

@@ -15,12 +15,23 @@ by N, averaged over classes: higher means the features fit the labels better.
 """
 
 import math
+import sys
 
 import torch
+
+from selfsup.errors import ConfigurationError
+
+#: Floor of alpha and beta: a representation without signal (all-zero features, a collapsed
+#: backbone) drives alpha to 0, where the evidence is still finite (its log-alpha terms cancel).
+_SMALLEST = sys.float_info.min
 
 
 @torch.no_grad()
 def logme(features: torch.Tensor, labels: torch.Tensor, max_iter: int = 1000, tolerance: float = 1e-8) -> float:
+    if not torch.isfinite(features).all():
+        raise ConfigurationError(
+            "LogME needs finite features, but the backbone produced NaN or infinite ones: the checkpoint has diverged."
+        )
     features = features.double()
     count, dim = features.shape
     left, singular, _ = torch.linalg.svd(features, full_matrices=False)
@@ -36,8 +47,8 @@ def logme(features: torch.Tensor, labels: torch.Tensor, max_iter: int = 1000, to
             gamma = (beta * eigenvalues / denominator).sum()
             weight_norm = ((beta * singular * projections / denominator) ** 2).sum()
             residual = ((alpha * projections / denominator) ** 2).sum() + outside
-            new_alpha = (gamma / weight_norm.clamp_min(1e-12)).item()
-            new_beta = ((count - gamma) / residual.clamp_min(1e-12)).item()
+            new_alpha = max((gamma / weight_norm.clamp_min(1e-12)).item(), _SMALLEST)
+            new_beta = max(((count - gamma) / residual.clamp_min(1e-12)).item(), _SMALLEST)
             converged = abs(new_alpha - alpha) / alpha < tolerance and abs(new_beta - beta) / beta < tolerance
             alpha, beta = new_alpha, new_beta
             if converged:

@@ -92,13 +92,17 @@ def linear_on_features(train, test, num_classes: int, recipe: LinearRecipe, hard
 
 
 def linear_on_images(backbone, task: Task, recipe: LinearRecipe, hardware: Hardware, seed: int) -> float:
-    """The linear probe with the frozen backbone run on every batch of every epoch."""
+    """The linear probe with the frozen backbone run on every batch of every epoch.
+
+    The probe freezes a copy: ``backbone`` itself (its ``requires_grad`` flags, its mode)
+    is left as it was handed, so a later protocol, fine-tuning above all, gets it intact.
+    """
     standardization = None
     if recipe.standardize:
         (features,), _ = extract(backbone, task.images("train"), hardware)
         standardization = Standardization.fit(features)
     torch.manual_seed(seed)
-    classifier = Classifier(backbone, backbone.feature_dim, task.num_classes, recipe, standardization)
+    classifier = Classifier(copy.deepcopy(backbone), backbone.feature_dim, task.num_classes, recipe, standardization)
     train = task.images(
         "train", supervised_augmentation(task, recipe.crop_scale, recipe.flip_prob) if recipe.augment else None
     )

@@ -1,9 +1,10 @@
 """Any ImageNet-style folder: ``<data_dir>/train/<class>/*`` and ``<data_dir>/val/<class>/*``.
 
 Images are decoded by PIL and converted to RGB (grayscale and RGBA files work).
-A file that cannot be decoded stops the run with its path (``on_corrupt_image:
-stop``, the default) or is skipped, counted and replaced by the next readable
-image of the split (``skip``); the count is printed when the run ends.
+A file that cannot be decoded, whatever the failure (truncated, not an image, an
+unknown format, a decompression bomb beyond PIL's pixel limit), stops the run with
+its path (``on_corrupt_image: stop``, the default) or is skipped, counted and replaced
+by the next readable image of the split (``skip``); the count is printed at the end.
 Pretraining uses ``train``; the kNN bank is a fixed random subset of ``train``
 (``knn_bank_size``) and validation is ``val``. Evaluation resizes to
 ``image_size / 0.875`` and centre-crops, the ImageNet convention.
@@ -14,6 +15,7 @@ import sys
 import warnings
 from typing import Literal
 
+from PIL import Image
 from torchvision.datasets import ImageFolder
 
 from selfsup.data.base import PretrainDataModule, require_directory
@@ -39,8 +41,12 @@ class CheckedImageFolder(ImageFolder):
         for attempt in range(len(self)):
             candidate = (index + attempt) % len(self)
             try:
-                return super().__getitem__(candidate)
-            except (OSError, SyntaxError, ValueError) as error:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    return super().__getitem__(candidate)
+            except Exception as error:  # PIL and its plugins fail in many ways; each is a bad file
+                if isinstance(error, Image.DecompressionBombWarning):
+                    error = f"{error} (a decompression bomb, or an image too large to decode safely)"
                 path = self.samples[candidate][0]
                 if self.on_corrupt_image == "stop":
                     raise CorruptImageError(

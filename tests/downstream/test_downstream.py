@@ -12,12 +12,13 @@ from downstream.data import EvaluationData
 from downstream.datasets import load_dataset
 from downstream.extraction import extract
 from downstream.hardware import Hardware
-from downstream.protocols import Task, knn_accuracy, linear_on_features, linear_on_images, train_and_test
+from downstream.protocols import Task, fine_tune, knn_accuracy, linear_on_features, linear_on_images, train_and_test
 from downstream.recipes import FinetuneRecipe, KNNRecipe, LinearRecipe
 from downstream.splits import balanced_subset, label_fraction_subset, labels_of
 from selfsup.backbones import build_backbone
 from selfsup.data import DigitsDataModule
 from selfsup.errors import ConfigurationError
+from tests.helpers import random_digits_backbone
 
 CPU = Hardware(accelerator="cpu", batch_size=128)
 PROBE = LinearRecipe(epochs=4, batch_size=64, lr=0.5, schedule="cosine", augment=False, standardize=True)
@@ -162,3 +163,43 @@ def test_unknown_dataset_names_the_known_ones():
         load_dataset("mnist", image_size=16)
     with pytest.raises(ConfigurationError, match="expected the directory"):
         load_dataset("cifar10", image_size=32, data_dir="/nonexistent/cifar")
+
+
+def test_protocols_leave_the_backbone_they_are_handed_as_it_was():
+    backbone = backbone_with_batch_norm()
+    before = {key: value.clone() for key, value in backbone.state_dict().items()}
+    linear_on_images(backbone, digits_task(), PROBE, CPU, seed=0)
+    fine_tune(backbone, digits_task(), FinetuneRecipe(epochs=1, batch_size=64), CPU, seed=0)
+    assert backbone.training and all(parameter.requires_grad for parameter in backbone.parameters())
+    assert all(torch.equal(before[key], value) for key, value in backbone.state_dict().items())
+
+
+def test_fine_tuning_after_the_uncached_linear_probe_trains_the_backbone(tmp_path, monkeypatch):
+    """The wrong number of old: the probe froze the backbone object and fine-tuning copied it frozen.
+
+    Weights, not batch-norm statistics, tell: a frozen copy in training mode still moves its running means.
+    """
+    import downstream.protocols as protocols
+    from downstream.evaluate import evaluate_matrix
+
+    real_train_and_test, changes = protocols.train_and_test, {}
+
+    def recording(classifier, data, epochs, hardware):
+        before = {name: value.detach().clone() for name, value in classifier.backbone.named_parameters()}
+        result = real_train_and_test(classifier, data, epochs, hardware)
+        after = dict(classifier.backbone.named_parameters())
+        changes[classifier.fine_tuning] = any(not torch.equal(before[name], after[name]) for name in before)
+        return result
+
+    monkeypatch.setattr(protocols, "train_and_test", recording)
+    evaluate_matrix(
+        checkpoints={"a": random_digits_backbone(tmp_path / "a.pt")},
+        datasets={"digits": None},
+        protocols=["linear", "finetune"],
+        random_init_baseline=False,
+        output_dir=str(tmp_path / "eval"),
+        linear=LinearRecipe(epochs=1, batch_size=64, augment=False),
+        finetune=FinetuneRecipe(epochs=1, batch_size=64),
+        hardware=Hardware(accelerator="cpu"),
+    )
+    assert changes == {False: False, True: True}

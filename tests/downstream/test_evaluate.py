@@ -152,3 +152,29 @@ def test_two_process_ddp_evaluation_equals_one_process(tmp_path):
     assert single.keys() == distributed.keys()
     for key, value in single.items():
         assert distributed[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_a_missing_second_dataset_is_refused_before_the_first_cell(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate(
+            matrix_args(
+                tmp_path,
+                "--datasets",
+                f"{{digits: null, cifar10: {tmp_path / 'nowhere'}}}",
+                "--output_dir",
+                str(tmp_path / "eval"),
+            )
+        )
+    assert exit_info.value.code == 2
+    assert "expected the directory" in capsys.readouterr().err
+    assert not (tmp_path / "eval" / "cells.jsonl").exists()
+
+
+def test_an_output_directory_that_cannot_be_written_is_refused_before_the_first_cell(tmp_path, capsys):
+    blocker = tmp_path / "results-are-a-file"
+    blocker.write_text("not a directory\n")
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate(matrix_args(tmp_path, "--datasets", "{digits: null}", "--output_dir", str(blocker / "eval")))
+    assert exit_info.value.code == 2
+    assert "cannot write the results to output_dir=" in capsys.readouterr().err
+    assert blocker.read_text() == "not a directory\n"

@@ -8,6 +8,7 @@ import torch
 from scipy.optimize import minimize
 
 from downstream.logme import logme
+from selfsup.errors import ConfigurationError
 
 
 def log_evidence(features: np.ndarray, target: np.ndarray, alpha: float, beta: float) -> float:
@@ -57,3 +58,23 @@ def test_features_that_carry_the_labels_score_higher():
     informative = noise.clone()
     informative[:, :3] += 3 * torch.nn.functional.one_hot(labels, 3)
     assert logme(informative, labels) > logme(noise, labels) + 0.1
+
+
+def test_a_collapsed_representation_scores_its_closed_form_instead_of_failing():
+    """All-zero features: the evidence no longer depends on alpha; beta = N / ||y||^2 maximises it."""
+    labels = torch.tensor([0, 0, 1, 1, 1, 2, 2, 2, 2, 2])
+    count, expected = len(labels), []
+    for label in labels.unique():
+        squared_norm = float((labels == label).sum())
+        beta = count / squared_norm
+        evidence = count / 2 * math.log(beta) - count / 2 * math.log(2 * math.pi) - beta / 2 * squared_norm
+        expected.append(evidence / count)
+    assert logme(torch.zeros(count, 4), labels) == pytest.approx(np.mean(expected), rel=1e-9)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_features_are_refused_naming_the_cause(bad):
+    features = torch.randn(10, 3)
+    features[4, 1] = bad
+    with pytest.raises(ConfigurationError, match="NaN or infinite"):
+        logme(features, torch.randint(0, 2, (10,)))

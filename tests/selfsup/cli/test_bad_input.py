@@ -90,3 +90,19 @@ def test_corrupt_image_is_skipped_and_counted_when_configured(tmp_path, capsys):
     assert datamodule._splits[0].corrupt_files() == [str(corrupt)]
     datamodule.teardown("fit")
     assert f"skipped 1 corrupt image file(s): {corrupt}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["text", "empty", "huge"])
+def test_every_kind_of_undecodable_file_follows_the_corrupt_image_policy(tmp_path, monkeypatch, kind):
+    corrupt = _folder_with_a_corrupt_file(tmp_path)
+    if kind == "text":
+        corrupt.write_text("this is not an image\n")
+    elif kind == "empty":
+        corrupt.write_bytes(b"")
+    else:  # beyond PIL's pixel limit: a decompression bomb, as far as the decoder can tell
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # the other images have 400 pixels
+        Image.new("RGB", (40, 40)).save(corrupt)
+    datamodule = ImageFolderDataModule(str(tmp_path), batch_size=4, num_workers=0, image_size=16)
+    datamodule.setup("fit")
+    with pytest.raises(CorruptImageError, match=f"cannot decode {corrupt}"):
+        next(iter(datamodule.train_dataloader()))
