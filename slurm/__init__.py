@@ -1,1 +1,1 @@
-"""SLURM launch: sbatch templates rendered from a config plus resources (``python -m slurm.launch``)."""
+"""SLURM launch: sbatch templates rendered from a config plus resources (``selfsup launch``)."""
