@@ -5,7 +5,7 @@ flushed and fsynced as soon as it is computed, with a fingerprint: a hash of eve
 the value depends on (:func:`fingerprint`). A rerun of the matrix reuses each value
 whose fingerprint is in the file and computes the others, so a killed run loses at most
 the protocol it was computing, and a changed recipe recomputes only that protocol.
-A line cut short by a kill is ignored.
+A line cut short by a kill, or any line that is not one of these, is ignored.
 
 Only rank 0 writes. Every rank reads the file once, when the matrix starts, and all
 read the same lines: rank 0 writes its first value only after its first Trainer has
@@ -39,7 +39,9 @@ class CellStore:
                     entry = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                self.values[entry["fingerprint"]] = entry["value"]
+                if isinstance(entry, dict) and isinstance(entry.get("fingerprint"), str):
+                    if isinstance(entry.get("value"), (int, float)) and not isinstance(entry["value"], bool):
+                        self.values[entry["fingerprint"]] = float(entry["value"])
 
     def __contains__(self, key: str) -> bool:
         return key in self.values

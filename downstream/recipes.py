@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Literal
 
-from selfsup.errors import ConfigurationError
+from selfsup.errors import ConfigurationError, is_finite, require
 
 
 @dataclass(frozen=True)
@@ -12,6 +12,15 @@ class KNNRecipe:
 
     k: int = 20
     temperature: float = 0.07
+
+    def __post_init__(self) -> None:
+        require(self.k >= 1, "knn.k", self.k, ">= 1 (the neighbours that vote)")
+        require(
+            is_finite(self.temperature) and self.temperature > 0,
+            "knn.temperature",
+            self.temperature,
+            "a finite number > 0",
+        )
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class LinearRecipe:
     standardize: bool = False
 
     def __post_init__(self) -> None:
+        _check_training("linear", self)
         if self.cache_features and self.augment:
             raise ConfigurationError(
                 "linear.cache_features extracts each image's features once, so it cannot augment: "
@@ -64,6 +74,15 @@ class LogisticRecipe:
     weight_decay: float = 1e-3
     max_iter: int = 300
     standardize: bool = True
+
+    def __post_init__(self) -> None:
+        require(
+            is_finite(self.weight_decay) and self.weight_decay >= 0,
+            "logistic.weight_decay",
+            self.weight_decay,
+            "a finite number >= 0",
+        )
+        require(self.max_iter >= 1, "logistic.max_iter", self.max_iter, ">= 1")
 
 
 @dataclass(frozen=True)
@@ -87,3 +106,36 @@ class FinetuneRecipe:
     frozen_stages: int = 0
     crop_scale: tuple[float, float] = (0.08, 1.0)
     flip_prob: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_training("finetune", self)
+        for name in ("backbone_lr", "layer_decay"):
+            value = getattr(self, name)
+            require(value is None or (is_finite(value) and value > 0), f"finetune.{name}", value, "null or > 0")
+
+
+def _check_training(key: str, recipe) -> None:
+    """The settings the SGD-trained protocols share."""
+    require(recipe.epochs >= 1, f"{key}.epochs", recipe.epochs, ">= 1")
+    require(recipe.batch_size >= 1, f"{key}.batch_size", recipe.batch_size, ">= 1")
+    require(is_finite(recipe.lr) and recipe.lr > 0, f"{key}.lr", recipe.lr, "a finite number > 0")
+    require(is_finite(recipe.momentum) and 0 <= recipe.momentum < 1, f"{key}.momentum", recipe.momentum, "in [0, 1)")
+    require(
+        is_finite(recipe.weight_decay) and recipe.weight_decay >= 0,
+        f"{key}.weight_decay",
+        recipe.weight_decay,
+        "a finite number >= 0",
+    )
+    low, high = recipe.crop_scale
+    require(
+        is_finite(low) and is_finite(high) and 0 < low <= high <= 1,
+        f"{key}.crop_scale",
+        recipe.crop_scale,
+        "[low, high] with 0 < low <= high <= 1",
+    )
+    require(
+        is_finite(recipe.flip_prob) and 0 <= recipe.flip_prob <= 1,
+        f"{key}.flip_prob",
+        recipe.flip_prob,
+        "a probability in [0, 1]",
+    )

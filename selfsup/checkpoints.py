@@ -54,7 +54,10 @@ class InputFormat:
     std: tuple[float, float, float]
 
     @classmethod
-    def of(cls, datamodule) -> "InputFormat":
+    def of(cls, datamodule) -> "InputFormat | None":
+        """The format a datamodule states (``image_size``, ``mean``, ``std``); ``None`` if it states none."""
+        if not all(hasattr(datamodule, key) for key in ("image_size", "mean", "std")):
+            return None
         return cls(datamodule.image_size, tuple(datamodule.mean), tuple(datamodule.std))
 
     @classmethod

@@ -27,8 +27,12 @@ class _DropMessages(logging.Filter):
         return not str(record.msg).startswith(_SILENCED_INFO)
 
 
+_DROP_MESSAGES = _DropMessages()
+
+
 def quiet_third_party() -> None:
+    """Idempotent: a second call (another command in the same process) adds nothing."""
     for pattern in _SILENCED_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     for name in _LIGHTNING_LOGGERS:
-        logging.getLogger(name).addFilter(_DropMessages())
+        logging.getLogger(name).addFilter(_DROP_MESSAGES)

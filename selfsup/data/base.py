@@ -23,7 +23,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from selfsup.checkpoints import InputFormat
 from selfsup.data.augment import Augmentation, eval_transform, view_transform
 from selfsup.data.batch_augment import BatchViewAugmentation
 from selfsup.data.datasets import IndexedDataset, MultiViewDataset, TransformedDataset
@@ -112,11 +111,6 @@ class PretrainDataModule(pl.LightningDataModule, abc.ABC):
         images, labels = batch
         augment = self.batch_augmentation.to(images.device)
         return [augment(images) for _ in range(self.num_views)], labels
-
-    @property
-    def input_format(self) -> InputFormat:
-        """The image size and normalisation the backbone sees; recorded in checkpoints."""
-        return InputFormat.of(self)
 
     def val_dataloader(self) -> dict[str, DataLoader]:
         _, labelled, val = self._splits

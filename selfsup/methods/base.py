@@ -180,8 +180,9 @@ class PretrainMethod(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels, indices = batch
-        loader_names = list(self.trainer.val_dataloaders)
-        self.validation_features.add(loader_names[dataloader_idx], self.backbone(images), labels, indices)
+        loaders = self.trainer.val_dataloaders
+        names = list(loaders) if isinstance(loaders, dict) else [KNN_BANK, KNN_QUERIES]  # a list: by position
+        self.validation_features.add(names[dataloader_idx], self.backbone(images), labels, indices)
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking or not self.validation_features.complete():

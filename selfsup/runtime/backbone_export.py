@@ -13,7 +13,8 @@ class BackboneExport(pl.Callback):
 
     The export holds the backbone's weights, the name and arguments that rebuild it,
     the method, the step and epoch, and the input format (image size, mean, std) of
-    the datamodule, so that evaluation prepares images as pretraining did. Rank 0 writes
+    the datamodule, so that evaluation prepares images as pretraining did (a datamodule
+    that states none leaves evaluation to its default, with a warning). Rank 0 writes
     it, atomically; a run that ends by an error, or took no step, writes none.
     """
 
@@ -22,8 +23,9 @@ class BackboneExport(pl.Callback):
         self.path: Path | None = None
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
-        if trainer.datamodule is not None:
-            checkpoint[INPUT_FORMAT_KEY] = InputFormat.of(trainer.datamodule).as_dict()
+        input_format = InputFormat.of(trainer.datamodule)
+        if input_format is not None:
+            checkpoint[INPUT_FORMAT_KEY] = input_format.as_dict()
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.global_step == 0:
@@ -34,6 +36,7 @@ class BackboneExport(pl.Callback):
         self.path = Path(trainer.default_root_dir) / self.filename
         if not trainer.is_global_zero:
             return
+        input_format = InputFormat.of(trainer.datamodule)
         export_backbone(
             self.path,
             pl_module.backbone,
@@ -42,5 +45,5 @@ class BackboneExport(pl.Callback):
             method=type(pl_module).__name__,
             global_step=trainer.global_step,
             epoch=trainer.current_epoch,
-            **InputFormat.of(trainer.datamodule).as_dict(),
+            **(input_format.as_dict() if input_format is not None else {}),
         )

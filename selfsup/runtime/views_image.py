@@ -24,9 +24,9 @@ class LogAugmentedViews(pl.Callback):
         if trainer.global_step != 0 or batch_idx != 0 or not trainer.is_global_zero or not loggers:
             return
         views = [view[: self.num_images].detach().float().cpu() for view in batch[0]]
-        input_format = InputFormat.of(trainer.datamodule)
-        mean = torch.tensor(input_format.mean).view(1, 3, 1, 1)
-        std = torch.tensor(input_format.std).view(1, 3, 1, 1)
+        input_format = InputFormat.of(trainer.datamodule)  # None: the views are shown as they are
+        mean = torch.tensor(input_format.mean if input_format else (0.0, 0.0, 0.0)).view(1, 3, 1, 1)
+        std = torch.tensor(input_format.std if input_format else (1.0, 1.0, 1.0)).view(1, 3, 1, 1)
         images = torch.stack([view * std + mean for view in views], dim=1).flatten(0, 1).clamp(0, 1)
         scale = max(1, 64 // images.shape[-1])  # small images are enlarged, pixel for pixel
         images = F.interpolate(images, scale_factor=scale, mode="nearest")

@@ -6,6 +6,7 @@ import pytest
 
 import downstream.evaluate
 import downstream.extraction
+from downstream.cells import CellStore
 from downstream.evaluate import evaluate_matrix
 from downstream.hardware import Hardware
 from downstream.recipes import KNNRecipe
@@ -108,3 +109,21 @@ def test_a_killed_run_keeps_the_finished_values_and_a_rerun_completes_from_there
     assert len((tmp_path / "eval" / "cells.jsonl").read_text().splitlines()) == 9  # the cut line stays, ignored
     monkeypatch.undo()
     assert resumed == matrix(output_dir=str(tmp_path / "uninterrupted"))
+
+
+def test_lines_that_are_not_cells_are_ignored_not_fatal(tmp_path):
+    path = tmp_path / "cells.jsonl"
+    lines = [
+        "[]",
+        '{"fingerprint": 1, "value": 2}',
+        '{"fingerprint": "a", "value": "high"}',
+        '"text"',
+        '{"fingerprint": "b", "value": true}',
+        '{"fingerprint": "good", "value": 93.5}',
+        '{"fingerprint": "cut',
+    ]
+    path.write_text("\n".join(lines))
+    store = CellStore(path, write=True)
+    assert store.values == {"good": 93.5}
+    store.add("next", 1.0)
+    assert CellStore(path, write=False).values == {"good": 93.5, "next": 1.0}

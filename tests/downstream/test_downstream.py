@@ -1,6 +1,7 @@
 """Downstream protocols: the probe leaves the backbone alone, caching changes nothing, freezing holds."""
 
 import math
+import re
 
 import pytest
 import pytorch_lightning as pl
@@ -13,7 +14,7 @@ from downstream.datasets import load_dataset
 from downstream.extraction import extract
 from downstream.hardware import Hardware
 from downstream.protocols import Task, fine_tune, knn_accuracy, linear_on_features, linear_on_images, train_and_test
-from downstream.recipes import FinetuneRecipe, KNNRecipe, LinearRecipe
+from downstream.recipes import FinetuneRecipe, KNNRecipe, LinearRecipe, LogisticRecipe
 from downstream.splits import balanced_subset, label_fraction_subset, labels_of
 from selfsup.backbones import build_backbone
 from selfsup.data import DigitsDataModule
@@ -203,3 +204,25 @@ def test_fine_tuning_after_the_uncached_linear_probe_trains_the_backbone(tmp_pat
         hardware=Hardware(accelerator="cpu"),
     )
     assert changes == {False: False, True: True}
+
+
+@pytest.mark.parametrize(
+    ("build", "fragment"),
+    [
+        (lambda: KNNRecipe(k=0), "knn.k must be >= 1"),
+        (lambda: KNNRecipe(temperature=float("nan")), "knn.temperature must be"),
+        (lambda: KNNRecipe(temperature=0.0), "knn.temperature must be"),
+        (lambda: LogisticRecipe(max_iter=0), "logistic.max_iter must be >= 1"),
+        (lambda: LogisticRecipe(weight_decay=-1.0), "logistic.weight_decay must be"),
+        (lambda: LinearRecipe(lr=0.0), "linear.lr must be"),
+        (lambda: LinearRecipe(epochs=0), "linear.epochs must be >= 1"),
+        (lambda: LinearRecipe(momentum=1.0), "linear.momentum must be in [0, 1)"),
+        (lambda: FinetuneRecipe(batch_size=0), "finetune.batch_size must be >= 1"),
+        (lambda: FinetuneRecipe(crop_scale=(0.9, 0.1)), "finetune.crop_scale"),
+        (lambda: FinetuneRecipe(layer_decay=-0.5), "finetune.layer_decay must be null or > 0"),
+        (lambda: FinetuneRecipe(flip_prob=float("inf")), "finetune.flip_prob"),
+    ],
+)
+def test_recipe_settings_out_of_range_are_refused_naming_the_key(build, fragment):
+    with pytest.raises(ConfigurationError, match=re.escape(fragment)):
+        build()

@@ -109,3 +109,11 @@ def test_an_archive_that_inflates_beyond_its_size_is_refused_before_loading(tmp_
     monkeypatch.setattr(torch, "load", must_not_load)
     with pytest.raises(ConfigurationError, match=r"declares 32\.0 MiB of data in a 0\.0 MiB file"):
         read_checkpoint(inflating)
+
+
+def test_a_datamodule_that_states_no_input_format_gives_none_not_an_error():
+    from selfsup.checkpoints import InputFormat
+    from selfsup.data import DigitsDataModule
+
+    assert InputFormat.of(object()) is None
+    assert InputFormat.of(DigitsDataModule()) == InputFormat(16, DigitsDataModule.mean, DigitsDataModule.std)

@@ -25,6 +25,14 @@ def _selfsup(tmp_path, *args):
     return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+def _signal_once_saved(process, checkpoint, signum) -> None:
+    """Send ``signum`` to the running ``process`` as soon as it has written ``checkpoint``."""
+    while not checkpoint.exists() and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be signalled"
+    process.send_signal(signum)
+
+
 def _states(path):
     checkpoint = torch.load(path, weights_only=True)
     return checkpoint["state_dict"], checkpoint["optimizer_states"][0]["state"], checkpoint["global_step"]
@@ -38,10 +46,7 @@ def test_sigkilled_run_resumed_from_last_checkpoint_matches_the_uninterrupted_ru
 
     killed = _selfsup(tmp_path, "--config", *args, "--trainer.default_root_dir", "killed")
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
-    while not last.exists() and killed.poll() is None:
-        time.sleep(0.05)
-    assert killed.poll() is None, "the run ended before it could be killed"
-    killed.send_signal(signal.SIGKILL)
+    _signal_once_saved(killed, last, signal.SIGKILL)
     killed.wait()
     assert torch.load(last, weights_only=True)["epoch"] < 3
 
@@ -215,10 +220,7 @@ def test_sigterm_saves_a_checkpoint_exits_non_zero_and_the_run_resumes_from_it(r
     args = [SIMCLR, *FAST, "--trainer.max_epochs", "1000"]
     stopped = _selfsup(tmp_path, "--config", *args, "--trainer.default_root_dir", "run")
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    while not last.exists() and stopped.poll() is None:
-        time.sleep(0.05)
-    assert stopped.poll() is None, "the run ended before it could be stopped"
-    stopped.send_signal(signal.SIGTERM)
+    _signal_once_saved(stopped, last, signal.SIGTERM)
     _, error = stopped.communicate(timeout=120)
     assert stopped.returncode == 4, error[-3000:]
     saved = tmp_path / "run" / "hpc_ckpt_1.ckpt"
