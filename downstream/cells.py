@@ -5,7 +5,9 @@ flushed and fsynced as soon as it is computed, with a fingerprint: a hash of eve
 the value depends on (:func:`fingerprint`). A rerun of the matrix reuses each value
 whose fingerprint is in the file and computes the others, so a killed run loses at most
 the protocol it was computing, and a changed recipe recomputes only that protocol.
-A line cut short by a kill, or any line that is not one of these, is ignored.
+A line cut short by a kill or a full disk, or any line that is not one of these, is
+ignored; a full disk ends the run with :class:`~selfsup.errors.DiskFull`, the values
+already in the file kept.
 
 Only rank 0 writes. Every rank reads the file once, when the matrix starts, and all
 read the same lines: rank 0 writes its first value only after its first Trainer has
@@ -16,6 +18,8 @@ import hashlib
 import json
 import os
 from pathlib import Path
+
+from selfsup.errors import DiskFull, disk_full_in
 
 
 def fingerprint(**parts) -> str:
@@ -56,8 +60,16 @@ class CellStore:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"fingerprint": key, **description, "value": value})
-        with open(self.path, "a") as stream:
-            stream.write(("" if self._ends_with_newline else "\n") + line + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
+        try:
+            with open(self.path, "a") as stream:
+                stream.write(("" if self._ends_with_newline else "\n") + line + "\n")
+                stream.flush()
+                os.fsync(stream.fileno())
+        except OSError as error:
+            if disk_full_in(error) is None:
+                raise
+            raise DiskFull(
+                f"no space left to add a value to {self.path} ({error.strerror}); the {len(self.values) - 1} values "
+                "before it are kept there: free space and rerun to compute the rest."
+            ) from error
         self._ends_with_newline = True

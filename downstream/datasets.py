@@ -58,9 +58,24 @@ def check_dataset(name: str, data_dir: str | None = None) -> None:
     """Raise :class:`ConfigurationError` unless ``name`` is known and its data directory has the expected layout.
 
     Cheap (no image is read), so that the evaluation matrix can check every dataset before its first cell.
+    The message names the key, ``datasets.<name>``. An embedded dataset takes no directory: one given
+    would be ignored, so it is refused.
     """
-    if name not in EMBEDDED:
+    if name in EMBEDDED:
+        if data_dir is not None:
+            raise ConfigurationError(
+                f"datasets.{name} takes no data directory (the digits are embedded in the package): "
+                f"give {name}: null, got {data_dir!r}."
+            )
+        return
+    if name in DATAMODULES and isinstance(data_dir, str) and not data_dir.strip():
+        raise ConfigurationError(f"datasets.{name} must be the path of its data directory, got {data_dir!r}.")
+    try:
         _datamodule(name, data_dir, image_size=32)
+    except ConfigurationError as error:
+        # The datamodules' hints name selfsup fit's flag; here the directory is the dataset's value.
+        message = str(error).replace("Pass --data.data_dir pointing at", f"Set datasets.{name} to")
+        raise ConfigurationError(message if message.startswith("datasets") else f"datasets.{name}: {message}") from None
 
 
 EMBEDDED = ("digits", "digits_transfer")
@@ -74,9 +89,11 @@ DATAMODULES = {
 
 def _datamodule(name: str, data_dir: str | None, image_size: int):
     if name not in DATAMODULES:
-        raise ConfigurationError(f"unknown dataset {name!r}; known datasets: {', '.join([*EMBEDDED, *DATAMODULES])}.")
+        raise ConfigurationError(
+            f"datasets: unknown dataset {name!r}; known datasets: {', '.join([*EMBEDDED, *DATAMODULES])}."
+        )
     if data_dir is None:
-        raise ConfigurationError(f"dataset {name!r} needs a data directory: give it as {name}=/path/to/data.")
+        raise ConfigurationError(f"datasets.{name} needs a data directory: give {name}: /path/to/data, got null.")
     return DATAMODULES[name](data_dir=data_dir, image_size=image_size)
 
 

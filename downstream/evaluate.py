@@ -13,6 +13,14 @@ rerun reuses those already there (:mod:`downstream.cells`). Writes ``results.csv
 ``results.md`` and ``results.png`` into ``output_dir`` (rank 0 only), prints the table,
 and logs it to W&B when ``wandb_project`` is set.
 
+Every setting is checked before the first cell: the ranges of the recipes, labels, seeds
+and hardware, every checkpoint, every dataset (its layout, and ``labels_per_class`` and
+``knn.k`` against its labelled training split) and the output directory. A bad value is
+one line naming its key, its valid range and the value (exit code 2), and nothing is
+written. An ``output_dir`` whose report holds rows this matrix would not write again
+(another matrix's results) is refused unless ``existing_results: overwrite``;
+``cells.jsonl`` is only ever appended to.
+
 Protocols: ``knn`` (weighted kNN, top-1 %), ``linear`` (linear probe by SGD, top-1 %),
 ``logistic`` (logistic regression by L-BFGS on the frozen features, top-1 %),
 ``finetune`` (top-1 %), ``layerwise`` (a linear probe on every stage's pooled
@@ -21,14 +29,18 @@ features, top-1 %), ``logme`` (LogME of the frozen features; no training). When 
 checkpoints against the linear probe (Kendall's tau).
 """
 
+import csv
 import logging
+import re
 import sys
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from jsonargparse import CLI
+import yaml
+from jsonargparse import CLI, ArgumentParser, get_loader, set_loader
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.utilities import rank_zero_only
 from tqdm import tqdm
 
@@ -55,14 +67,20 @@ from downstream.representations import (
     raw_pixels_row,
 )
 from downstream.splits import balanced_subset, label_fraction_subset, labels_of
-from selfsup.errors import ConfigurationError
+from selfsup.errors import ConfigurationError, require
 from selfsup.runtime import check_devices
 
 Protocol = Literal["knn", "linear", "logistic", "logme", "layerwise", "finetune"]
+ExistingResults = Literal["refuse", "overwrite"]
+#: The report ``output_dir`` receives at the end; ``cells.jsonl`` holds the values it is built from.
+REPORT_FILES = ("results.csv", "results.md", "results.png")
+CELLS_FILE = "cells.jsonl"
+#: Seeds draw torch generators and samplers; numpy, if ever seeded, takes 32 bits.
+MAX_SEED = 2**32 - 1
 
 
 def evaluate_matrix(
-    checkpoints: dict[str, str],
+    checkpoints: dict[str, str | dict],
     datasets: dict[str, str | None],
     protocols: list[Protocol] = ("knn", "linear", "logme"),
     output_dir: str = "runs/eval",
@@ -76,13 +94,16 @@ def evaluate_matrix(
     logistic: LogisticRecipe = LogisticRecipe(),
     finetune: FinetuneRecipe = FinetuneRecipe(),
     hardware: Hardware = Hardware(),
+    existing_results: ExistingResults = "refuse",
     wandb_project: str | None = None,
     wandb_offline: bool = True,
 ) -> list[Result]:
     """Evaluate every checkpoint on every dataset with every protocol, once per seed.
 
     Args:
-        checkpoints: name -> path of a ``backbone.pt`` export or a Lightning checkpoint.
+        checkpoints: name -> path of a ``backbone.pt`` export or a Lightning checkpoint, or an
+            entry ``{path, backbone, backbone_kwargs, prefix, image_size, mean, std}`` for
+            another project's file (``docs/checkpoints.md``).
         datasets: name (digits, digits_transfer, cifar10, cifar100, stl10, imagefolder) ->
             its data directory (``null`` for the embedded digits).
         protocols: which of knn, linear, logistic, logme, layerwise, finetune to run.
@@ -93,30 +114,30 @@ def evaluate_matrix(
             the tables report mean ± std over them.
         random_init_baseline: add a randomly initialised backbone of each architecture and input size.
         raw_pixels_baseline: add the flattened images as a row (feature protocols only).
+        existing_results: an ``output_dir`` whose report holds rows this matrix would not write
+            (another matrix's results): ``refuse`` to start, or ``overwrite`` that report.
+            ``cells.jsonl`` keeps every value either way.
     """
-    if not checkpoints or not datasets:
-        raise ConfigurationError("give at least one checkpoint and one dataset (see configs/downstream/).")
-    if not 0 < label_fraction <= 1 or (labels_per_class is not None and labels_per_class < 1):
-        raise ConfigurationError(
-            f"label_fraction must lie in (0, 1] (1% is 0.01) and labels_per_class be >= 1; "
-            f"got {label_fraction} and {labels_per_class}."
-        )
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ConfigurationError(f"seeds must list at least one seed, each once; got {list(seeds)}.")
-    check_devices(hardware.accelerator, hardware.devices)
+    _check_settings(checkpoints, datasets, protocols, output_dir, label_fraction, labels_per_class, seeds, hardware)
     for dataset, data_dir in datasets.items():
         check_dataset(dataset, data_dir)
-    _check_writable(Path(output_dir))
     rows = checkpoint_rows(checkpoints)
     if random_init_baseline:
         rows += random_init_rows(rows)
     if raw_pixels_baseline:
         rows.append(raw_pixels_row(rows))
+    if "finetune" in protocols:
+        _check_frozen_stages(finetune, rows)
     recipes = {"knn": knn, "linear": linear, "logistic": logistic, "layerwise": linear, "finetune": finetune}
     if labels_per_class is not None:
         labels, described = {"labels_per_class": labels_per_class}, f"{labels_per_class} labels per class"
     else:
         labels, described = {"label_fraction": label_fraction}, f"{100 * label_fraction:g}% of the labels"
+    # Each dataset is read once now, to check the settings that depend on its labels; the first row uses it.
+    first_size = rows[0].input_format.image_size
+    preloaded = {dataset: load_dataset(dataset, first_size, data_dir) for dataset, data_dir in datasets.items()}
+    for dataset, splits in preloaded.items():
+        _check_labels(dataset, splits, label_fraction, labels_per_class, knn if "knn" in protocols else None)
     common = dict(labels=labels, precision=hardware.precision)
     cells = {
         (row.name, dataset, seed): _fingerprints(row, dataset, datasets[dataset], seed, protocols, recipes, common)
@@ -124,7 +145,10 @@ def evaluate_matrix(
         for dataset in datasets
         for seed in seeds
     }
-    store = CellStore(Path(output_dir) / "cells.jsonl", write=rank_zero_only.rank == 0)
+    reported = {(row, dataset, name, seed) for (row, dataset, seed), values in cells.items() for name in values}
+    _check_output(Path(output_dir), reported, existing_results)
+    _check_writable(Path(output_dir))
+    store = CellStore(Path(output_dir) / CELLS_FILE, write=rank_zero_only.rank == 0)
     keys = [key for values in cells.values() for _, key in values.values()]
     if rank_zero_only.rank == 0:
         reused = sum(key in store for key in keys)
@@ -142,6 +166,8 @@ def evaluate_matrix(
                 pending = list(dict.fromkeys(protocol for protocol, key in values.values() if key not in store))
                 if pending:
                     progress.set_postfix_str(f"{row.name} on {dataset}, seed {seed}")
+                    if splits is None and row.input_format.image_size == first_size:
+                        splits = preloaded.get(dataset)
                     if splits is None:
                         splits = load_dataset(dataset, row.input_format.image_size, data_dir)
                     network = row.network(seed)
@@ -154,14 +180,168 @@ def evaluate_matrix(
                         )
                     progress.update()
                 results += [Result(row.name, dataset, name, seed, store[key]) for name, (_, key) in values.items()]
+        preloaded.clear()  # read for the first row; later rows of another input size read their own
     progress.close()
     if rank_zero_only.rank == 0:
         print(write_report(results, Path(output_dir), described, wandb_project, wandb_offline))
     return results
 
 
+def _check_settings(checkpoints, datasets, protocols, output_dir, label_fraction, labels_per_class, seeds, hardware):
+    """The settings that need neither a file nor a dataset: refused before anything is read."""
+    if not checkpoints or not datasets:
+        raise ConfigurationError("give at least one checkpoint and one dataset (see configs/downstream/).")
+    known = get_args(Protocol)
+    if not protocols or any(protocol not in known for protocol in protocols):
+        raise ConfigurationError(
+            f"protocols must list at least one protocol of {', '.join(known)}; got {list(protocols)}."
+        )
+    if len(set(protocols)) != len(protocols):
+        raise ConfigurationError(f"protocols must list each protocol once, got {list(protocols)}.")
+    if not (isinstance(label_fraction, (int, float)) and 0 < label_fraction <= 1):  # NaN fails too
+        raise ConfigurationError(f"label_fraction must lie in (0, 1] (1% is 0.01), got {label_fraction!r}.")
+    require(
+        labels_per_class is None or (isinstance(labels_per_class, int) and labels_per_class >= 1),
+        "labels_per_class",
+        labels_per_class,
+        ">= 1, or null to draw label_fraction of each class instead (label_fraction must lie in (0, 1])",
+    )
+    if labels_per_class is not None and label_fraction != 1:
+        raise ConfigurationError(
+            f"give label_fraction or labels_per_class, not both: got label_fraction {label_fraction} and "
+            f"labels_per_class {labels_per_class}; set label_fraction: 1.0 or labels_per_class: null."
+        )
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigurationError(f"seeds must list at least one seed, each once; got {list(seeds)}.")
+    if not all(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED for seed in seeds):
+        raise ConfigurationError(f"seeds must be integers in [0, {MAX_SEED}], got {list(seeds)}.")
+    require(isinstance(output_dir, str) and output_dir.strip() != "", "output_dir", output_dir, "a directory path")
+    _check_hardware(hardware)
+
+
+def _check_hardware(hardware: Hardware) -> None:
+    """The hardware's ranges, then the Trainer every protocol builds from it, built once now."""
+    for key, low in (("batch_size", 1), ("num_workers", 0), ("num_nodes", 1)):
+        value = getattr(hardware, key)
+        require(
+            isinstance(value, int) and not isinstance(value, bool) and value >= low,
+            f"hardware.{key}",
+            value,
+            f"an integer >= {low}",
+        )
+    try:
+        check_devices(hardware.accelerator, hardware.devices)
+    except ConfigurationError as error:  # it names the pretraining keys
+        raise ConfigurationError(str(error).replace("trainer.", "hardware.")) from None
+    try:
+        hardware.trainer()
+    except (MisconfigurationException, ValueError, TypeError) as error:
+        settings = f"accelerator={hardware.accelerator!r}, devices={hardware.devices!r}, strategy={hardware.strategy!r}"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigurationError(
+            f"hardware ({settings}, precision={hardware.precision!r}) is refused by Lightning: {first_line}"
+        ) from None
+
+
+def _check_frozen_stages(finetune: FinetuneRecipe, rows: list[Representation]) -> None:
+    for row in rows:
+        if row.architecture is not None and finetune.frozen_stages > row.stages:
+            raise ConfigurationError(
+                f"finetune.frozen_stages must be in [0, {row.stages}] (the stages of {row.name!r}, "
+                f"{row.architecture[0]}), got {finetune.frozen_stages}."
+            )
+
+
+def _check_labels(dataset: str, splits, label_fraction: float, labels_per_class: int | None, knn) -> None:
+    """``labels_per_class`` and ``knn.k`` against the labelled training split of ``dataset``."""
+    counts = labels_of(splits.train).unique(return_counts=True)[1].tolist()
+    if not counts:
+        raise ConfigurationError(f"datasets.{dataset}: its training split holds no labelled example.")
+    if labels_per_class is not None:
+        require(
+            labels_per_class <= min(counts),
+            "labels_per_class",
+            labels_per_class,
+            f"<= {min(counts)}, the examples of the smallest class in the training split of {dataset}",
+        )
+        labelled, described = labels_per_class * len(counts), f"labels_per_class {labels_per_class}"
+    else:
+        labelled = sum(max(1, round(label_fraction * count)) for count in counts)
+        described = f"label_fraction {label_fraction}"
+    if knn is not None:
+        require(
+            knn.k <= labelled,
+            "knn.k",
+            knn.k,
+            f"<= {labelled}, the labelled training examples of {dataset} ({described})",
+        )
+
+
+def _check_output(output_dir: Path, reported: set[tuple], existing_results: str) -> None:
+    """Refuse an output directory whose files this run could not use, or whose report it would lose.
+
+    ``reported``: the (checkpoint, dataset, value name, seed) rows this matrix will write to ``results.csv``.
+    """
+    for name in (CELLS_FILE, *REPORT_FILES):
+        path = output_dir / name
+        if path.exists() and not path.is_file():
+            raise ConfigurationError(
+                f"output_dir={output_dir} holds {name}, which is not a file; move it away or choose another output_dir."
+            )
+    cells = output_dir / CELLS_FILE
+    if cells.is_file():
+        try:
+            cells.read_text()
+        except UnicodeDecodeError:
+            raise ConfigurationError(
+                f"{cells} is not a file of cells (it is not UTF-8 text); move it away or choose another output_dir."
+            ) from None
+        except OSError as error:
+            raise ConfigurationError(f"cannot read {cells}: {error.strerror or error}.") from None
+    if existing_results == "overwrite":
+        return
+    earlier = _report_rows(output_dir)
+    lost = sorted(earlier - {(row, dataset, name, str(seed)) for row, dataset, name, seed in reported})
+    if lost:
+        checkpoint, dataset, name, seed = lost[0]
+        raise ConfigurationError(
+            f"output_dir={output_dir} holds the results of another matrix: {len(lost)} of the {len(earlier)} rows "
+            f"of its results.csv (such as {checkpoint!r} on {dataset} by {name}, seed {seed}) are not in this one, "
+            "whose report would replace them; choose another output_dir, or set existing_results: overwrite "
+            f"(the values stay in {CELLS_FILE} either way)."
+        )
+
+
+def _report_rows(output_dir: Path) -> set[tuple[str, str, str, str]]:
+    """The (checkpoint, dataset, protocol, seed) rows of the report in ``output_dir``; empty when there is none."""
+    report = output_dir / REPORT_FILES[0]
+    if not report.exists():
+        others = [name for name in REPORT_FILES[1:] if (output_dir / name).exists()]
+        if others:
+            raise ConfigurationError(
+                f"output_dir={output_dir} holds {' and '.join(others)} without results.csv: a report this run would "
+                "replace and cannot check; move them away, choose another output_dir, or set existing_results: "
+                "overwrite."
+            )
+        return set()
+    columns = [field.name for field in fields(Result)]
+    try:
+        with open(report, newline="") as stream:
+            reader = csv.DictReader(stream)
+            if reader.fieldnames != columns:
+                raise ValueError(reader.fieldnames)
+            return {(row["checkpoint"], row["dataset"], row["protocol"], row["seed"]) for row in reader}
+    except (ValueError, UnicodeDecodeError, csv.Error, OSError):
+        raise ConfigurationError(
+            f"{report} is not a report of selfsup evaluate (columns {', '.join(columns)}), and this run would "
+            "replace it; move it away, choose another output_dir, or set existing_results: overwrite."
+        ) from None
+
+
 def _check_writable(output_dir: Path) -> None:
     """Refuse an output directory that cannot be written before computing anything."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ConfigurationError(f"output_dir={output_dir} is a file, not a directory; choose another one.")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write-check-"):
@@ -252,7 +432,71 @@ def _task(splits, row: Representation, label_fraction: float, labels_per_class: 
     )
 
 
+class EvaluateParser(ArgumentParser):
+    """Reports a bad argument or config value as one line, without the usage screen.
+
+    The error becomes a :class:`ConfigurationError`, which the command's error boundary
+    prints alone (exit code 2); ``--help`` lists the options.
+    """
+
+    def error(self, message: str, ex: Exception | None = None):
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        raise ConfigurationError(f"{_one_line(message)} (selfsup evaluate --help lists the options)") from None
+
+
+def _one_line(message: str) -> str:
+    """jsonargparse's message on one line, in the words of the other checks: ``knn.k must be an integer, got 2.5``."""
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    text = re.sub(r"Parser key \"([^\"]+)\": Expected a", r"\1 Expected a", text)
+    text = re.sub(r"Parser key \"([^\"]+)\":", r"\1:", text)
+    text = re.sub(r"Expected a <class '(\w+)'>", lambda found: f"must be {_TYPE_NAMES.get(found[1], found[1])}", text)
+    text = re.sub(r"Expected a typing\.Literal\[(.*?)\]", r"must be one of \1", text)
+    return text.replace(". Got value:", ", got")
+
+
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "list": "a list", "dict": "a mapping"}
+
+
+def _load_yaml_with_unique_keys(text: str):
+    """jsonargparse's YAML loader, refusing a mapping that gives a key twice (a checkpoint listed twice)."""
+    try:
+        document = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        document = None  # the loader below reports it
+    _refuse_duplicate_keys(document, "")
+    return get_loader("yaml")(text)
+
+
+def _refuse_duplicate_keys(node, where: str) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else str(key.start_mark)
+            path = f"{where}.{name}" if where else name
+            if name in seen:
+                raise ConfigurationError(
+                    f"{path} is given twice (line {key.start_mark.line + 1}); PyYAML would keep the last one "
+                    "silently: give each key once."
+                )
+            seen.add(name)
+            _refuse_duplicate_keys(value, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, f"{where}[{index}]")
+
+
+UNIQUE_KEYS_MODE = "yaml_unique_keys"
+
+
 def main(arguments: list[str]) -> None:
     """Evaluate checkpoints on datasets by kNN, linear probes, fine-tuning, layer-wise probe and LogME."""
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # one trainer per cell: no banners
-    CLI(evaluate_matrix, args=arguments, as_positional=False)
+    set_loader(UNIQUE_KEYS_MODE, _load_yaml_with_unique_keys, (yaml.YAMLError,))
+    CLI(
+        evaluate_matrix,
+        args=arguments,
+        as_positional=False,
+        parser_class=EvaluateParser,
+        parser_mode=UNIQUE_KEYS_MODE,
+    )

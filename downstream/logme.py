@@ -12,6 +12,13 @@ noise ~ N(0, 1/beta). The log marginal likelihood (evidence)
 is maximised over alpha and beta by MacKay's fixed-point updates, computed in the
 eigenbasis of F^T F (one SVD for all classes). LogME is the maximum evidence divided
 by N, averaged over classes: higher means the features fit the labels better.
+
+LogME does not depend on the scale of the features (F -> cF is absorbed by
+alpha -> alpha / c^2), nor on an orthogonal rotation of them (the prior is isotropic):
+the iteration runs on F divided by its largest singular value, so that its floors
+act at the same place whatever the scale. Targets that lie exactly in the span of
+the features (e.g. one class and a constant feature) have unbounded evidence; there
+the residual's floor of 1e-12 keeps the score finite and large.
 """
 
 import math
@@ -35,6 +42,8 @@ def logme(features: torch.Tensor, labels: torch.Tensor, max_iter: int = 1000, to
     features = features.double()
     count, dim = features.shape
     left, singular, _ = torch.linalg.svd(features, full_matrices=False)
+    if singular.numel() and singular[0] > 0:
+        singular = singular / singular[0]
     eigenvalues = singular**2
     evidences = []
     for label in labels.unique(sorted=True):

@@ -14,7 +14,7 @@ class KNNRecipe:
     temperature: float = 0.07
 
     def __post_init__(self) -> None:
-        require(self.k >= 1, "knn.k", self.k, ">= 1 (the neighbours that vote)")
+        require(_is_count(self.k, 1), "knn.k", self.k, ">= 1 (the neighbours that vote)")
         require(
             is_finite(self.temperature) and self.temperature > 0,
             "knn.temperature",
@@ -82,7 +82,7 @@ class LogisticRecipe:
             self.weight_decay,
             "a finite number >= 0",
         )
-        require(self.max_iter >= 1, "logistic.max_iter", self.max_iter, ">= 1")
+        require(_is_count(self.max_iter, 1), "logistic.max_iter", self.max_iter, ">= 1")
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,12 @@ class FinetuneRecipe:
 
     def __post_init__(self) -> None:
         _check_training("finetune", self)
+        require(
+            _is_count(self.frozen_stages, 0),
+            "finetune.frozen_stages",
+            self.frozen_stages,
+            ">= 0 (the stages kept frozen, from the first)",
+        )
         for name in ("backbone_lr", "layer_decay"):
             value = getattr(self, name)
             require(value is None or (is_finite(value) and value > 0), f"finetune.{name}", value, "null or > 0")
@@ -116,8 +122,8 @@ class FinetuneRecipe:
 
 def _check_training(key: str, recipe) -> None:
     """The settings the SGD-trained protocols share."""
-    require(recipe.epochs >= 1, f"{key}.epochs", recipe.epochs, ">= 1")
-    require(recipe.batch_size >= 1, f"{key}.batch_size", recipe.batch_size, ">= 1")
+    require(_is_count(recipe.epochs, 1), f"{key}.epochs", recipe.epochs, ">= 1")
+    require(_is_count(recipe.batch_size, 1), f"{key}.batch_size", recipe.batch_size, ">= 1")
     require(is_finite(recipe.lr) and recipe.lr > 0, f"{key}.lr", recipe.lr, "a finite number > 0")
     require(is_finite(recipe.momentum) and 0 <= recipe.momentum < 1, f"{key}.momentum", recipe.momentum, "in [0, 1)")
     require(
@@ -126,9 +132,9 @@ def _check_training(key: str, recipe) -> None:
         recipe.weight_decay,
         "a finite number >= 0",
     )
-    low, high = recipe.crop_scale
+    scale = tuple(recipe.crop_scale) if isinstance(recipe.crop_scale, (tuple, list)) else ()
     require(
-        is_finite(low) and is_finite(high) and 0 < low <= high <= 1,
+        len(scale) == 2 and all(is_finite(bound) for bound in scale) and 0 < scale[0] <= scale[1] <= 1,
         f"{key}.crop_scale",
         recipe.crop_scale,
         "[low, high] with 0 < low <= high <= 1",
@@ -139,3 +145,8 @@ def _check_training(key: str, recipe) -> None:
         recipe.flip_prob,
         "a probability in [0, 1]",
     )
+
+
+def _is_count(value, low: int) -> bool:
+    """An integer (not a boolean) >= ``low``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low

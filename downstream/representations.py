@@ -12,15 +12,19 @@
 """
 
 import functools
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pytorch_lightning.utilities import rank_zero_only
 from torch import nn
 
+from downstream.checkpoint_entry import CheckpointEntry
 from selfsup.backbones import build_backbone
 from selfsup.checkpoints import InputFormat, load_backbone
+from selfsup.errors import ConfigurationError
 
 FEATURE_PROTOCOLS = ("knn", "logistic", "logme")
 
@@ -58,23 +62,58 @@ class Pixels(nn.Module):
         return images.flatten(1)
 
 
-def checkpoint_rows(checkpoints: dict[str, str]) -> list[Representation]:
-    """A row per checkpoint (name: path); the fingerprint's source is the file: path, size and mtime."""
+#: The names of the baseline rows; no checkpoint may take one (its values would mix with the baseline's).
+BASELINE_NAMES = ("raw pixels", "random init (")
+
+
+def checkpoint_rows(checkpoints: dict[str, str | dict]) -> list[Representation]:
+    """A row per checkpoint entry (:class:`~downstream.checkpoint_entry.CheckpointEntry`: a path, or a mapping).
+
+    The fingerprint's source is the file (path, size, mtime) and what the entry states. Every
+    way a file can fail to load is one :class:`ConfigurationError` naming its key,
+    ``checkpoints.<name>``. What was taken from a foreign file, and an input format that is
+    not the file's own, are announced on stderr.
+    """
     rows = []
-    for name, path in checkpoints.items():
-        backbone, metadata = load_backbone(path)
-        stat = Path(path).stat()
+    for name, value in checkpoints.items():
+        entry, backbone, metadata = _load(name, value)
+        key, stat = f"checkpoints.{name}", Path(entry.path).stat()
+        input_format, note = InputFormat.resolve(metadata, entry.stated_format(), metadata["backbone"], key)
+        for line in filter(None, (metadata.get("source") and f"{key}: {metadata['source']}", note)):
+            if rank_zero_only.rank == 0:
+                print(line, file=sys.stderr)
+        file = {"checkpoint": str(Path(entry.path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
         rows.append(
             Representation(
                 name,
-                InputFormat.from_metadata(metadata, source=path),
+                input_format,
                 network=functools.partial(_same_network, backbone),
                 stages=len(backbone.stage_dims),
-                source={"checkpoint": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns},
+                source=file | {"prefix": entry.prefix, **input_format.as_dict()},
                 architecture=(metadata["backbone"], metadata["backbone_kwargs"]),
             )
         )
     return rows
+
+
+def _load(name: str, value) -> tuple[CheckpointEntry, nn.Module, dict]:
+    if not isinstance(name, str) or not name.strip() or name.startswith(BASELINE_NAMES):
+        raise ConfigurationError(
+            f"checkpoints: {name!r} is not a name a checkpoint may take: it must be non-empty and not name a "
+            "baseline row ('raw pixels', 'random init (...)'); rename the checkpoint."
+        )
+    key = f"checkpoints.{name}"
+    entry = CheckpointEntry.parse(name, value)
+    if Path(entry.path).is_dir():
+        raise ConfigurationError(
+            f"{key}: {entry.path} is a directory, not a checkpoint file; give the backbone.pt of a run directory "
+            "(or its checkpoints/last.ckpt)."
+        )
+    try:
+        backbone, metadata = load_backbone(entry.path, entry.backbone, entry.backbone_kwargs or None, entry.prefix)
+    except ConfigurationError as error:
+        raise ConfigurationError(f"{key}: {error}") from None
+    return entry, backbone, metadata
 
 
 def random_init_rows(checkpoints: list[Representation]) -> list[Representation]:

@@ -10,28 +10,32 @@ Three kinds of file load into a backbone:
   which names its architecture;
 * a Lightning checkpoint of any method of this project (``last.ckpt``), whose
   hyper-parameters name the architecture and whose ``backbone.*`` weights are used;
-* a bare state dict (e.g. torchvision weights), for which the caller names the
-  architecture.
+* any other file (torchvision, timm, MoCo, DINO, solo-learn, lightly, VISSL, ...), for
+  which the caller names the architecture and :mod:`selfsup.foreign` finds its tensors.
 
-Prefixes that wrappers add (``module.``, ``_orig_mod.``) are removed. Files are read
-with ``weights_only=True``: a checkpoint that carries pickled code is refused. Any
-mismatch between file and architecture is an error listing the missing and the
-unexpected keys; nothing is loaded half-way.
+Files are read with ``weights_only=True``: a checkpoint that carries pickled code is
+refused. Any mismatch between file and architecture is an error listing the missing
+and the unexpected keys; nothing is loaded half-way.
 """
 
+import io
+import json
+import math
 import os
 import pickle
 import tempfile
-import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 
-from selfsup.backbones import Backbone, build_backbone
-from selfsup.errors import ConfigurationError
+from selfsup.backbones import BACKBONES, Backbone, build_backbone
+from selfsup.errors import ConfigurationError, DiskFull, disk_full_in
+from selfsup.foreign import interpret
 
 EXPORT_FORMAT = "selfsup-backbone/1"
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -61,41 +65,86 @@ class InputFormat:
         return cls(datamodule.image_size, tuple(datamodule.mean), tuple(datamodule.std))
 
     @classmethod
-    def from_metadata(cls, metadata: dict, source: str = "the checkpoint") -> "InputFormat":
-        """The format recorded in ``metadata``; :data:`DEFAULT_INPUT_FORMAT`, with a warning, if none is."""
-        if all(key in metadata for key in ("image_size", "mean", "std")):
-            return cls(int(metadata["image_size"]), tuple(metadata["mean"]), tuple(metadata["std"]))
-        warnings.warn(
-            f"{source} records no input format; evaluating it at {DEFAULT_INPUT_FORMAT.image_size} px with mean "
-            f"{DEFAULT_INPUT_FORMAT.mean} and std {DEFAULT_INPUT_FORMAT.std}.",
-            stacklevel=2,
+    def resolve(cls, recorded: dict, stated: dict, backbone: str, source: str) -> tuple["InputFormat", str | None]:
+        """The format to evaluate a file at, and a note to announce when it was not the file's own.
+
+        ``recorded``: what the file records (``image_size``, ``mean``, ``std``; any may be
+        absent). ``stated``: what the user's entry states. A value both give must agree;
+        one neither gives comes from :data:`FAMILY_INPUT_FORMATS` of the architecture,
+        and the note says so.
+        """
+        values, defaulted = {}, []
+        family = family_input_format(backbone)
+        for key in ("image_size", "mean", "std"):
+            own, given = recorded.get(key), stated.get(key)
+            if own is not None and given is not None and _as_format_value(own) != _as_format_value(given):
+                raise ConfigurationError(
+                    f"{source} records {key} {_as_format_value(own)} but its entry states {_as_format_value(given)}; "
+                    f"remove {key} from the entry (or fix it)."
+                )
+            chosen = own if own is not None else given
+            if chosen is None:
+                chosen, defaulted = getattr(family, key), [*defaulted, key]
+            values[key] = _as_format_value(chosen)
+        input_format = cls(**values)
+        if not defaulted:
+            return input_format, None
+        note = (
+            f"{source} records no {', '.join(defaulted)}: evaluating it at the {backbone} default "
+            f"({', '.join(f'{key} {values[key]}' for key in defaulted)}); state them in its entry to change this."
         )
-        return DEFAULT_INPUT_FORMAT
+        return input_format, note
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+def _as_format_value(value):
+    return int(value) if isinstance(value, (int, float)) else tuple(float(channel) for channel in value)
+
+
+#: The input format of an architecture family, for a file that records none: (name prefix, format).
+IMAGENET_INPUT_FORMAT = InputFormat(224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 DEFAULT_INPUT_FORMAT = InputFormat(32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+FAMILY_INPUT_FORMATS = (("resnet", IMAGENET_INPUT_FORMAT),)
+
+
+def family_input_format(backbone: str) -> InputFormat:
+    """The documented default of ``backbone``'s family (ImageNet's for ResNets), else :data:`DEFAULT_INPUT_FORMAT`."""
+    return next((form for prefix, form in FAMILY_INPUT_FORMATS if backbone.startswith(prefix)), DEFAULT_INPUT_FORMAT)
 
 
 def atomic_save(payload: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, flush it to disk, then rename over it.
 
     A process killed at any moment leaves either the previous file or the new one at
-    ``path``, never a truncated one; a killed write leaves only its ``.tmp`` file.
+    ``path``, never a truncated one; a killed write leaves only its ``.tmp`` file. A
+    write that finds the disk full removes its temporary file and raises
+    :class:`~selfsup.errors.DiskFull`, the previous file intact.
     """
+    _atomic_write(path, lambda stream: torch.save(payload, stream))
+
+
+def atomic_write_bytes(data: bytes, path: str | Path) -> None:
+    """``data`` written to ``path`` as :func:`atomic_save` writes a checkpoint."""
+    _atomic_write(path, lambda stream: stream.write(data))
+
+
+def _atomic_write(path: str | Path, write: Callable[[Any], Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if (no_space := disk_full_in(error)) is not None:
+            kept = f"the previous {path.name} is intact" if path.exists() else f"no {path.name} was written"
+            raise DiskFull(f"no space left to write {path} ({no_space.strerror}); {kept}.") from error
         raise
 
 
@@ -113,31 +162,53 @@ def export_backbone(path: str | Path, backbone: Backbone, name: str, kwargs: dic
 
 
 def load_backbone(
-    path: str | Path, backbone: str | None = None, backbone_kwargs: dict | None = None
+    path: str | Path, backbone: str | None = None, backbone_kwargs: dict | None = None, prefix: str | None = None
 ) -> tuple[Backbone, dict]:
-    """Rebuild the backbone stored in ``path``; return it with the file's metadata."""
+    """Rebuild the backbone stored in ``path``; return it with the file's metadata.
+
+    A file of this project names its architecture. Any other file needs ``backbone``
+    (and its ``backbone_kwargs``); its tensors are found by :func:`selfsup.foreign.interpret`
+    (under ``prefix`` if given), and ``metadata["source"]`` says what was taken and dropped.
+    """
     payload = read_checkpoint(path)
-    name, kwargs, state_dict, metadata = _unpack(payload, path)
-    if name is None:
-        if backbone is None:
+    own = _own_backbone(payload, path)
+    if own is not None and prefix is None:
+        name, kwargs, state_dict, metadata = own
+        if backbone is not None and (backbone, backbone_kwargs or {}) != (name, kwargs):
             raise ConfigurationError(
-                f"{path} holds bare weights without an architecture: name it (backbone='resnet18', ...)."
+                f"{path} holds backbone {name!r} {kwargs}, not the {backbone!r} {backbone_kwargs or {}} its entry "
+                "names; remove backbone from the entry (this project's files name their architecture)."
             )
-        name, kwargs = backbone, backbone_kwargs or {}
-    model = build_backbone(name, **kwargs)
-    state_dict = {_strip_wrappers(key): value for key, value in state_dict.items()}
+        model = build_backbone(name, **kwargs)
+        state_dict = {_strip_wrappers(key): value for key, value in state_dict.items()}
+        _load_exactly(model, state_dict, f"{path} does not fit backbone {name!r} {kwargs}")
+        return model, {"backbone": name, "backbone_kwargs": kwargs, **metadata}
+    if backbone is None:
+        raise ConfigurationError(
+            f"{path} holds weights without an architecture: name it in the checkpoint's entry, "
+            "e.g. {path: ..., backbone: resnet50} (and backbone_kwargs if needed)."
+        )
+    kwargs = dict(backbone_kwargs or {})
+    model = build_backbone(backbone, **kwargs)
+    try:
+        found = interpret(payload, model, prefix)
+    except ConfigurationError as error:
+        raise ConfigurationError(f"{path} does not fit backbone {backbone!r} {kwargs}: {error}") from None
+    _load_exactly(model, found.state_dict, f"{path} does not fit backbone {backbone!r} {kwargs}")
+    return model, {"backbone": backbone, "backbone_kwargs": kwargs, "source": found.report()}
+
+
+def _load_exactly(model: Backbone, state_dict: dict, what: str) -> None:
     expected, found = set(model.state_dict()), set(state_dict)
     missing, unexpected = sorted(expected - found), sorted(found - expected)
     if missing or unexpected:
         raise ConfigurationError(
-            f"{path} does not fit backbone {name!r} {kwargs}: "
-            f"missing keys {preview_keys(missing)}, unexpected keys {preview_keys(unexpected)}."
+            f"{what}: missing keys {preview_keys(missing)}, unexpected keys {preview_keys(unexpected)}."
         )
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as error:
-        raise ConfigurationError(f"{path} does not fit backbone {name!r} {kwargs}: {error}") from None
-    return model, {"backbone": name, "backbone_kwargs": kwargs, **metadata}
+        raise ConfigurationError(f"{what}: {error}") from None
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -145,6 +216,8 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigurationError(f"checkpoint not found: {path}")
+    if _is_safetensors(path):
+        return _read_safetensors(path)
     if not zipfile.is_zipfile(path):
         raise ConfigurationError(
             f"{path} is not a readable checkpoint: it is truncated, or not a file written by torch.save "
@@ -167,35 +240,167 @@ def read_checkpoint(path: str | Path) -> dict:
     return payload
 
 
-def _refuse_inflating_archive(path: Path) -> None:
-    """Refuse, before anything is allocated, an archive that would unpack to more than its own size.
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then a JSON header."""
+    with open(path, "rb") as stream:
+        start = stream.read(9)
+    return len(start) == 9 and start[8:9] == b"{" and int.from_bytes(start[:8], "little") < path.stat().st_size
 
-    ``torch.save`` stores every record uncompressed, so the data a checkpoint declares
-    never exceeds the file. A crafted file can deflate gigabytes of tensor data into a
-    few megabytes; ``torch.load`` would inflate all of it into memory first.
+
+def _read_safetensors(path: Path) -> dict:
+    """A safetensors file as this project's export (when its metadata says it is one) or as a bare state dict."""
+    size, limit = path.stat().st_size, checkpoint_size_limit()
+    if size > limit:
+        raise ConfigurationError(
+            f"refusing to load {path}: it holds {_readable(size)}, more than the limit of {_readable(limit)}; "
+            f"raise it with {SIZE_LIMIT_VARIABLE}=<GiB> if the file is trusted."
+        )
+    try:
+        with safe_open(str(path), framework="pt") as stream:
+            text = stream.metadata() or {}
+            tensors = {key: stream.get_tensor(key) for key in stream.keys()}
+        if text.get("format") != json.dumps(EXPORT_FORMAT):  # another tool's file (timm writes {"format": "pt"})
+            return tensors
+        metadata = {key: json.loads(value) for key, value in text.items()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ConfigurationError(f"{path} is not a readable safetensors file: {error}") from None
+    return {
+        "format": EXPORT_FORMAT,
+        "backbone": metadata.get("backbone"),
+        "backbone_kwargs": metadata.get("backbone_kwargs") or {},
+        "state_dict": tensors,
+        "metadata": metadata.get("metadata") or {},
+    }
+
+
+def _refuse_inflating_archive(path: Path) -> None:
+    """Refuse, before anything is allocated, an archive that would unpack to more than it holds.
+
+    ``torch.save`` stores every record uncompressed, each tensor storage in a record of
+    exactly its size. A crafted file can deflate gigabytes into a few megabytes, or
+    declare in its pickle a storage far larger than its record; the loader would
+    allocate what is declared. The total is also capped by :func:`checkpoint_size_limit`.
     """
     try:
         with zipfile.ZipFile(path) as archive:
-            records = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
+            records = {record.filename: record for record in archive.infolist()}
+            pickles = [name for name in records if name.endswith("data.pkl")]
+            storages = _declared_storages(archive.read(pickles[0])) if len(pickles) == 1 else []
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, pickle.UnpicklingError) as error:
         raise ConfigurationError(f"{path} is not a readable checkpoint (corrupt archive): {error}") from None
-    compressed = [record.filename for record in records if record.compress_type != zipfile.ZIP_STORED]
-    declared = sum(record.file_size for record in records)
+    compressed = [name for name, record in records.items() if record.compress_type != zipfile.ZIP_STORED]
+    declared = sum(record.file_size for record in records.values())
     if compressed or declared > path.stat().st_size:
         raise ConfigurationError(
-            f"refusing to load {path}: it declares {declared / 2**20:.1f} MiB of data in a "
-            f"{path.stat().st_size / 2**20:.1f} MiB file ({len(compressed)} compressed records; torch.save writes "
+            f"refusing to load {path}: it declares {_readable(declared)} of data in a "
+            f"{_readable(path.stat().st_size)} file ({len(compressed)} compressed records; torch.save writes "
             "none). It was not written by torch.save; re-save the weights from a trusted copy."
+        )
+    folder = pickles[0].removesuffix("data.pkl") if pickles else ""
+    for key, size in storages:
+        record = records.get(f"{folder}data/{key}")
+        if record is None or size > record.file_size:
+            held = "no record" if record is None else f"a record of {record.file_size} bytes"
+            raise ConfigurationError(
+                f"refusing to load {path}: tensor storage {key!r} declares {size} bytes but the file has {held} "
+                "for it. It was not written by torch.save; re-save the weights from a trusted copy."
+            )
+    limit = checkpoint_size_limit()
+    if declared > limit:
+        raise ConfigurationError(
+            f"refusing to load {path}: it holds {_readable(declared)}, more than the limit of "
+            f"{_readable(limit)}; raise it with {SIZE_LIMIT_VARIABLE}=<GiB> if the file is trusted."
         )
 
 
-def _unpack(payload: dict, path) -> tuple[str | None, dict, dict, dict]:
+SIZE_LIMIT_VARIABLE = "SELFSUP_CHECKPOINT_LIMIT_GIB"
+DEFAULT_SIZE_LIMIT_GIB = 64
+
+
+def checkpoint_size_limit() -> int:
+    """The most bytes a checkpoint may hold: ``$SELFSUP_CHECKPOINT_LIMIT_GIB`` GiB, 64 GiB by default."""
+    text = os.environ.get(SIZE_LIMIT_VARIABLE, str(DEFAULT_SIZE_LIMIT_GIB))
+    try:
+        gib = float(text)
+    except ValueError:
+        gib = float("nan")
+    if not (math.isfinite(gib) and gib > 0):
+        raise ConfigurationError(f"{SIZE_LIMIT_VARIABLE} must be a finite number of GiB > 0, got {text!r}.")
+    return int(gib * 2**30)
+
+
+def _readable(size: int) -> str:
+    for unit in ("bytes", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.2f} GiB"
+
+
+class _Placeholder:
+    """Stands for every class a checkpoint's pickle names: built, filled and never run."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __setstate__(self, state) -> None:
+        pass
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+    def append(self, value) -> None:
+        pass
+
+    def extend(self, values) -> None:
+        pass
+
+
+class _StorageLister(pickle.Unpickler):
+    """Reads a ``data.pkl`` without importing or calling anything, noting each storage it declares."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self.storages: list[tuple[str, int]] = []
+
+    def find_class(self, module: str, name: str):
+        return type(name, (_Placeholder,), {})
+
+    def persistent_load(self, saved_id):
+        if isinstance(saved_id, tuple) and len(saved_id) == 5 and saved_id[0] == "storage":
+            _, storage_type, key, _, numel = saved_id
+            if not (isinstance(numel, int) and numel >= 0):
+                raise pickle.UnpicklingError(f"storage {key!r} declares {numel!r} elements")
+            item_size = _STORAGE_ITEM_SIZES.get(getattr(storage_type, "__name__", ""), 1)
+            self.storages.append((str(key), numel * item_size))
+        return _Placeholder()
+
+
+def _declared_storages(data_pickle: bytes) -> list[tuple[str, int]]:
+    """``(record key, bytes)`` of every tensor storage ``data_pickle`` declares."""
+    lister = _StorageLister(io.BytesIO(data_pickle))
+    lister.load()
+    return lister.storages
+
+
+_STORAGE_ITEM_SIZES = {
+    f"{name}Storage": torch.empty((), dtype=dtype).element_size()
+    for name, dtype in (
+        ("Double", torch.float64), ("Float", torch.float32), ("Half", torch.float16), ("BFloat16", torch.bfloat16),
+        ("Long", torch.int64), ("Int", torch.int32), ("Short", torch.int16), ("Char", torch.int8),
+        ("Byte", torch.uint8), ("Bool", torch.bool), ("ComplexDouble", torch.complex128),
+        ("ComplexFloat", torch.complex64),
+    )
+}  # fmt: skip
+
+
+def _own_backbone(payload: dict, path) -> tuple[str, dict, dict, dict] | None:
+    """``(name, kwargs, state_dict, metadata)`` of an export or a Lightning checkpoint of this project, else None."""
     if payload.get("format") == EXPORT_FORMAT:
         return payload["backbone"], payload["backbone_kwargs"], payload["state_dict"], payload.get("metadata", {})
-    if "state_dict" in payload and "hyper_parameters" in payload:
-        hparams = payload["hyper_parameters"]
-        if "backbone" not in hparams:
-            raise ConfigurationError(f"{path} is a Lightning checkpoint but not of a selfsup method (no 'backbone').")
+    hparams = payload.get("hyper_parameters")
+    named = isinstance(hparams, dict) and isinstance(hparams.get("backbone"), str)
+    if isinstance(payload.get("state_dict"), dict) and named and hparams["backbone"] in BACKBONES:
         state_dict = {
             key.removeprefix("backbone."): value
             for key, value in payload["state_dict"].items()
@@ -204,9 +409,7 @@ def _unpack(payload: dict, path) -> tuple[str | None, dict, dict, dict]:
         metadata = {"global_step": payload.get("global_step"), "epoch": payload.get("epoch")}
         metadata |= payload.get(INPUT_FORMAT_KEY, {})
         return hparams["backbone"], dict(hparams.get("backbone_kwargs") or {}), state_dict, metadata
-    if payload and all(isinstance(value, torch.Tensor) for value in payload.values()):
-        return None, {}, payload, {}
-    raise ConfigurationError(f"{path} is neither a selfsup export, a Lightning checkpoint nor a state dict.")
+    return None
 
 
 def _strip_wrappers(key: str) -> str:

@@ -3,10 +3,12 @@
 :class:`ConfigurationError` is raised wherever a configuration value, a path or a
 file is wrong; :class:`NonFiniteLossError` when training diverges. The command-line
 entry points catch them and print the message alone, without a traceback, then
-exit with status 2 (bad input), 3 (diverged) or 4 (:class:`RunInterrupted`); library
-callers get an ordinary ``ValueError``, ``ArithmeticError`` or ``RuntimeError`` subclass.
+exit with status 2 (bad input), 3 (diverged), 4 (:class:`RunInterrupted`) or 5
+(:class:`DiskFull`); library callers get an ordinary ``ValueError``,
+``ArithmeticError``, ``RuntimeError`` or ``OSError`` subclass.
 """
 
+import errno
 import math
 
 
@@ -20,6 +22,22 @@ class NonFiniteLossError(ArithmeticError):
 
 class RunInterrupted(RuntimeError):
     """A signal stopped the run after its state was saved; the message names the checkpoint to resume from."""
+
+
+class DiskFull(OSError):
+    """A write failed for lack of space, of quota or over the file-size limit; what was written before is intact."""
+
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def disk_full_in(error: BaseException | None) -> OSError | None:
+    """The out-of-space ``OSError`` behind ``error`` (writers such as ``torch.save`` wrap it), if any."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in _NO_SPACE:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def require(valid: bool, key: str, value, expected: str) -> None:

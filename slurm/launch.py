@@ -16,7 +16,11 @@ Every value that enters the script is untrusted (it may come from a sweep file o
 another tool): resources are checked against the forms SLURM accepts, extra ``#SBATCH``
 directives are taken from an allow-list, paths and arguments are shell-quoted, and
 neither may contain control characters. Extra arguments cannot move the run out of its
-run directory or override the allocation the launcher derived.
+run directory or override the allocation the launcher derived, whether spelled out, as an
+abbreviation (``--trainer.default_root``) or inside their group (``--trainer '{...}'``);
+nor can they add a config, which would override both. Every config must be a YAML
+mapping. A bad value is one line naming the option, its valid form and the value (exit
+code 2), and nothing is written.
 """
 
 import argparse
@@ -27,6 +31,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+
+import yaml
 
 from selfsup.errors import ConfigurationError
 
@@ -48,19 +54,19 @@ class Resources:
     sbatch_lines: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        for name, low, high in (
-            ("nodes", 1, 100_000),
-            ("gpus_per_node", 0, 1024),
-            ("cpus_per_task", 1, 100_000),
-            ("signal_seconds", 1, 65_535),
-        ):
+        for name, (low, high) in INTEGER_RANGES.items():
             value = getattr(self, name)
+            if name == "tasks_per_node" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigurationError(
                     f"--{name.replace('_', '-')} must be an integer in [{low}, {high}], got {value!r}."
                 )
-        if self.tasks_per_node is not None and not (isinstance(self.tasks_per_node, int) and self.tasks_per_node >= 1):
-            raise ConfigurationError(f"--tasks-per-node must be an integer >= 1, got {self.tasks_per_node!r}.")
+        if self.gpus_per_node and self.tasks() > self.gpus_per_node:
+            raise ConfigurationError(
+                f"--tasks-per-node ({self.tasks()}) must be at most --gpus-per-node ({self.gpus_per_node}): one task "
+                "per GPU, and Lightning would ask for a GPU per task."
+            )
         _check("job-name", self.job_name, NAME, "letters, digits and _ . + -")
         _check("mem", self.mem, MEMORY, "a size such as 64G or 480000M")
         _check("time", self.time, TIME, "a SLURM time such as 24:00:00 or 2-00:00:00")
@@ -81,11 +87,23 @@ class Resources:
         return "\n".join(f"#SBATCH {line}" for line in lines)
 
 
+#: The integer resources and their ranges (SLURM's own limits, or far beyond any cluster's).
+INTEGER_RANGES = {
+    "nodes": (1, 100_000),
+    "gpus_per_node": (0, 1024),
+    "tasks_per_node": (1, 1024),
+    "cpus_per_task": (1, 100_000),
+    "signal_seconds": (1, 65_535),
+}
 NAME = re.compile(r"[A-Za-z0-9_.+-]{1,128}")
 NAMES = re.compile(r"[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*")
 MEMORY = re.compile(r"[0-9]{1,9}[KMGT]?")
-TIME = re.compile(r"([0-9]{1,5}-)?[0-9]{1,5}(:[0-9]{1,2}){0,2}")
-RUN_DIR = re.compile(r"[A-Za-z0-9_./+,=-]+")
+#: SLURM's time forms: minutes, minutes:seconds, hours:minutes:seconds, days-hours[:minutes[:seconds]].
+TIME = re.compile(
+    r"[0-9]{1,7}(:[0-5]?[0-9])?|[0-9]{1,5}:[0-5]?[0-9]:[0-5]?[0-9]|[0-9]{1,5}-[0-9]{1,2}(:[0-5]?[0-9]){0,2}"
+)
+#: Word characters (letters and digits of any script, ``_``) and ``. / + , = -``: no space, quote, ``%`` or ``$``.
+RUN_DIR = re.compile(r"[\w./+,=-]+")
 SBATCH_VALUE = re.compile(r"[A-Za-z0-9_.,:@%+=/*-]{1,512}")
 #: Directives ``--sbatch`` may add; the launcher writes the others itself.
 ALLOWED_DIRECTIVES = frozenset(
@@ -117,6 +135,7 @@ ALLOWED_DIRECTIVES = frozenset(
 )
 #: Arguments the launcher sets itself: the run directory, the resumed checkpoint and the allocation.
 RESERVED_ARGUMENTS = (
+    "--config",
     "--trainer.default_root_dir",
     "--output_dir",
     "--ckpt_path",
@@ -125,6 +144,18 @@ RESERVED_ARGUMENTS = (
     "--hardware.num_nodes",
     "--hardware.devices",
 )
+
+
+def time_seconds(time: str) -> int | None:
+    """Seconds of a SLURM time that :data:`TIME` accepts; ``None`` for ``0``, no limit."""
+    days, _, clock = time.rpartition("-")
+    parts = [int(part) for part in clock.split(":")]
+    if days:
+        hours, minutes, seconds = (parts + [0, 0])[:3]
+    else:
+        hours, minutes, seconds = {1: [0, parts[0], 0], 2: [0, *parts], 3: parts}[len(parts)]
+    total = ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
+    return total or None
 
 
 def _check(name: str, value, pattern: re.Pattern, expected: str) -> None:
@@ -163,24 +194,55 @@ def _checked_path(what: str, path: str) -> str:
     return shlex.quote(resolved)
 
 
+def _checked_config(config: str) -> str:
+    """The config's shell-quoted resolved path, once it is a readable YAML mapping."""
+    _no_control_characters("--config", str(config))
+    path = Path(config)
+    if path.is_dir():
+        raise ConfigurationError(f"--config {config} is a directory, not a YAML file.")
+    if not path.is_file():
+        raise ConfigurationError(f"config not found: --config {config}")
+    try:
+        content = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigurationError(f"--config {config} is not YAML: {first_line}") from None
+    except OSError as error:
+        raise ConfigurationError(f"cannot read --config {config}: {error.strerror or error}") from None
+    if not isinstance(content, dict):
+        held = "nothing" if content is None else f"a {type(content).__name__}"
+        raise ConfigurationError(f"--config {config} holds {held}, not a mapping of keys as the commands read it.")
+    return _checked_path("--config", config)
+
+
 def _checked_run_dir(run_dir: str) -> str:
     """The resolved run directory; it also enters ``#SBATCH --output``, where SLURM reads ``%`` and no quotes."""
+    if not str(run_dir).strip():
+        raise ConfigurationError(f"--run-dir must be a directory path, got {run_dir!r}.")
     resolved = str(Path(_no_control_characters("--run-dir", str(run_dir))).resolve())
     if not RUN_DIR.fullmatch(resolved):
         raise ConfigurationError(
             f"--run-dir {resolved!r} must be a path of letters, digits and _ . / + , = - only "
-            "(no spaces, quotes or %, which #SBATCH --output would misread)."
+            "(no spaces, quotes, % or $, which #SBATCH --output would misread)."
         )
+    if Path(resolved).exists() and not Path(resolved).is_dir():
+        raise ConfigurationError(f"--run-dir {resolved} is a file, not a directory; choose another run directory.")
     return resolved
 
 
 def _checked_arguments(arguments) -> list[str]:
     for argument in arguments:
         _no_control_characters("the extra argument", argument)
-        if argument.split("=")[0] in RESERVED_ARGUMENTS:
+        option = argument.split("=", 1)[0]
+        # argparse takes an unambiguous abbreviation (--trainer.default_root) and a group's
+        # values as one mapping (--trainer '{default_root_dir: ...}'): both reach a reserved key.
+        reached = [reserved for reserved in RESERVED_ARGUMENTS if len(option) > 2 and reserved.startswith(option)]
+        if reached:
+            group = " (a group: give its other keys one by one)" if option not in reached else ""
             raise ConfigurationError(
-                f"the extra argument {argument} is set by the launcher (--run-dir, --nodes, --tasks-per-node, and "
-                "the newest checkpoint of the run directory on restart); remove it."
+                f"the extra argument {argument} reaches {', '.join(reached)}{group}, which is set by the launcher "
+                "from --config, --run-dir, --nodes and --tasks-per-node (and the newest checkpoint of the run "
+                "directory on restart); remove it."
             )
     return [shlex.quote(argument) for argument in arguments]
 
@@ -195,6 +257,13 @@ def render(
 ) -> str:
     """The sbatch script for ``kind`` ("pretrain" or "evaluate")."""
     template = Template((TEMPLATES / f"{kind}.sbatch").read_text())
+    limit = time_seconds(resources.time)
+    if kind == "pretrain" and limit is not None and resources.signal_seconds >= limit:
+        raise ConfigurationError(
+            f"--signal-seconds ({resources.signal_seconds}) must be shorter than --time ({resources.time}, "
+            f"{limit} s): the checkpoint is saved on the signal that many seconds before the limit."
+        )
+    run_dir = _checked_run_dir(run_dir)
     return template.substitute(
         job_name=resources.job_name,
         nodes=resources.nodes,
@@ -204,39 +273,50 @@ def render(
         time=resources.time,
         signal_seconds=resources.signal_seconds,
         optional_sbatch=resources.optional_lines(),
-        run_dir=_checked_run_dir(run_dir),
+        run_dir=run_dir,
+        run_dir_quoted=shlex.quote(run_dir),
         python=shlex.quote(python),
-        config_args=" ".join(f"--config {_checked_path('--config', config)}" for config in configs),
+        config_args=" ".join(f"--config {_checked_config(config)}" for config in configs),
         extra_args=" ".join(_checked_arguments(extra_args)),
     )
 
 
+class LaunchParser(argparse.ArgumentParser):
+    """Reports a bad argument as one line (exit code 2 through the command's error boundary), without the usage."""
+
+    def error(self, message: str):
+        raise ConfigurationError(f"{message} (selfsup launch --help lists the options)")
+
+
+def _integer(text: str) -> int | str:
+    """The integer ``text`` spells in ASCII digits; otherwise ``text`` itself, which :class:`Resources` refuses
+    naming the option and its range (``int()`` would also take ``" 2\n"``, ``"2_0"`` and other scripts' digits)."""
+    return int(text) if re.fullmatch(r"-?[0-9]{1,12}", text) else text
+
+
 def main(arguments: list[str]) -> None:
     """Write an sbatch script for a pretraining or evaluation run and submit it (or print it)."""
-    parser = argparse.ArgumentParser(
+    parser = LaunchParser(
         prog="selfsup launch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("kind", choices=["pretrain", "evaluate"])
     parser.add_argument("--config", action="append", required=True, help="repeatable, as for the commands")
     parser.add_argument("--run-dir", required=True, help="the run directory: checkpoints, logs, slurm-*.out")
-    parser.add_argument("--nodes", type=int, default=1)
-    parser.add_argument("--gpus-per-node", type=int, default=0)
-    parser.add_argument("--tasks-per-node", type=int)
-    parser.add_argument("--cpus-per-task", type=int, default=8)
+    parser.add_argument("--nodes", type=_integer, default=1)
+    parser.add_argument("--gpus-per-node", type=_integer, default=0)
+    parser.add_argument("--tasks-per-node", type=_integer)
+    parser.add_argument("--cpus-per-task", type=_integer, default=8)
     parser.add_argument("--mem", default="64G")
     parser.add_argument("--time", default="24:00:00")
     parser.add_argument("--partition")
     parser.add_argument("--account")
     parser.add_argument("--job-name", default="selfsup")
-    parser.add_argument("--signal-seconds", type=int, default=120)
+    parser.add_argument("--signal-seconds", type=_integer, default=120)
     parser.add_argument(
         "--sbatch", action="append", default=[], help="an extra #SBATCH option, e.g. constraint=a100; repeatable"
     )
     parser.add_argument("--dry-run", action="store_true", help="print the script, submit nothing")
     args, extra = parser.parse_known_args(arguments)
-    for config in args.config:
-        if not Path(config).is_file():
-            parser.error(f"config not found: {config}")
     resources = Resources(
         args.nodes,
         args.gpus_per_node,

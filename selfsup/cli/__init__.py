@@ -3,6 +3,7 @@
     selfsup fit --config configs/pretrain/simclr_digits.yaml        # pretraining
     selfsup evaluate --config configs/downstream/digits.yaml        # the evaluation matrix
     selfsup launch pretrain --config ... --run-dir ... --dry-run    # a SLURM job
+    selfsup export backbone.pt --to safetensors --output b.safetensors  # for another tool
 
 Subcommands are the entry points of the group ``selfsup.commands`` (``pyproject.toml``):
 each is a function taking the remaining arguments. ``downstream`` and ``slurm`` register

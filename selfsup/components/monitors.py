@@ -7,13 +7,28 @@
 * :class:`ValidationFeatures`: the features of the named validation loaders, gathered
   from every rank with each sample counted once, so that both monitors read the same
   on one device or many.
+
+Both monitors report NaN, with a warning, when a feature is NaN or infinite (a
+diverged backbone): a NaN row must neither crash training nor count as a vote.
 """
 
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 
 from selfsup.evaluation import gather_unique, weighted_knn_predict
+from selfsup.evaluation.knn import non_finite_rows
+
+
+def _non_finite(monitor: str, **features: torch.Tensor) -> bool:
+    """Warn and return True if any of the named feature tensors has a NaN or infinite row."""
+    counts = {name: non_finite_rows(value) for name, value in features.items()}
+    if not any(counts.values()):
+        return False
+    rows = " and ".join(f"{counts[name]} of {len(value)} {name} rows" for name, value in features.items())
+    rank_zero_warn(f"{monitor}: {rows} are NaN or infinite (the backbone has diverged); reporting NaN accuracy.")
+    return True
 
 
 class OnlineLinearProbe(nn.Linear):
@@ -28,6 +43,9 @@ class OnlineLinearProbe(nn.Linear):
 
     @torch.no_grad()
     def accuracy(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Top-1 on ``features``; NaN, with a warning, if any of them is NaN or infinite."""
+        if _non_finite("online linear probe", query=features):
+            return torch.full((), float("nan"), device=features.device)
         return (self(features).argmax(dim=1) == labels).float().mean()
 
 
@@ -36,7 +54,12 @@ class KNNMonitor:
         self.num_classes, self.k, self.temperature = num_classes, k, temperature
 
     def accuracy(self, bank: tuple[torch.Tensor, torch.Tensor], queries: tuple[torch.Tensor, torch.Tensor]):
-        """Top-1 of the queries ``(features, labels)`` classified by the bank ``(features, labels)``."""
+        """Top-1 of the queries ``(features, labels)`` classified by the bank ``(features, labels)``.
+
+        NaN, with a warning, if any bank or query feature is NaN or infinite.
+        """
+        if _non_finite("kNN monitor", bank=bank[0], query=queries[0]):
+            return torch.full((), float("nan"), device=queries[0].device)
         predicted = weighted_knn_predict(*bank, queries[0], self.num_classes, self.k, self.temperature)
         return (predicted == queries[1]).float().mean()
 

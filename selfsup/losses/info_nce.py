@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.errors import ConfigurationError, is_finite
+from selfsup.losses.nt_xent import unit_rows
 
 
 class InfoNCELoss(nn.Module):
@@ -26,9 +27,7 @@ class InfoNCELoss(nn.Module):
 
     def forward(self, queries: torch.Tensor, positive_keys: torch.Tensor, negative_keys: torch.Tensor) -> torch.Tensor:
         """Mean loss of ``queries`` (N, D) with their ``positive_keys`` (N, D) against ``negative_keys`` (K, D)."""
-        queries = F.normalize(queries.float(), dim=1)
-        positive_keys = F.normalize(positive_keys.float(), dim=1)
-        negative_keys = F.normalize(negative_keys.float(), dim=1)
+        queries, positive_keys, negative_keys = map(unit_rows, (queries, positive_keys, negative_keys))
         positive = (queries * positive_keys).sum(dim=1, keepdim=True)
         negative = queries @ negative_keys.T
         logits = torch.cat([positive, negative], dim=1) / self.temperature

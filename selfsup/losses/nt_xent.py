@@ -17,6 +17,19 @@ from selfsup.distributed import gather_with_grad, rank, world_size
 from selfsup.errors import ConfigurationError, is_finite
 
 
+def unit_rows(rows: torch.Tensor) -> torch.Tensor:
+    """The rows L2-normalised in float32, for every finite norm; zero rows stay zero.
+
+    ``F.normalize`` alone squares the entries: norms beyond ~1e19 overflow (the rows come
+    back zero) and norms below its eps of 1e-12 are not normalised. Dividing each row by
+    its largest entry first (a constant for autograd, which does not change the direction)
+    keeps the norm in [1, sqrt(D)].
+    """
+    rows = rows.float()
+    largest = rows.detach().abs().amax(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)
+    return F.normalize(rows / largest, dim=1)
+
+
 class NTXentLoss(nn.Module):
     """NT-Xent over two batches of views; negatives come from every rank.
 
@@ -47,8 +60,7 @@ class NTXentLoss(nn.Module):
                 "NT-Xent needs at least 2 images per batch (the other images are its negatives); "
                 f"got {batch_size}: raise data.batch_size."
             )
-        z_a = F.normalize(z_a.float(), dim=1)
-        z_b = F.normalize(z_b.float(), dim=1)
+        z_a, z_b = unit_rows(z_a), unit_rows(z_b)
         all_a = gather_with_grad(z_a)
         all_b = gather_with_grad(z_b)
 

@@ -7,10 +7,11 @@ Two signals end a training run early:
   (the restart resumes it under the same id) and asks SLURM to requeue the job, and
   every process exits with status 0; the requeued job resumes from the newest
   checkpoint of the run directory (see ``slurm/``);
-* SIGTERM (``scancel``, a container stop, preemption without the warning), always:
-  every rank saves ``hpc_ckpt_N.ckpt`` and the run ends with
+* SIGTERM (``scancel``, a container stop, preemption without the warning) and SIGINT
+  (Ctrl-C), always: every rank saves ``hpc_ckpt_N.ckpt`` and the run ends with
   :class:`~selfsup.errors.RunInterrupted`, exit status 4, naming the checkpoint to
-  resume from. No ``backbone.pt`` is written: the run did not finish.
+  resume from. No ``backbone.pt`` is written: the run did not finish. A second SIGINT
+  before the save stops at once (``KeyboardInterrupt``, exit status 130).
 
 Lightning's own handlers save from inside the signal handler, and saving is
 collective: a rank blocked in a gradient all-reduce never joins, and the job hangs
@@ -35,48 +36,69 @@ from selfsup.errors import RunInterrupted
 
 class RequeueOnSignal(pl.Callback):
     def __init__(self, signal_name: str = "SIGUSR1") -> None:
-        """Checkpoint and requeue on the SLURM warning signal; checkpoint and exit on SIGTERM.
+        """Checkpoint and requeue on the SLURM warning signal; checkpoint and exit on SIGTERM or SIGINT.
 
         Args:
             signal_name: the signal ``#SBATCH --signal`` sends (SIGUSR1 in the ``slurm/`` templates).
         """
-        if not isinstance(getattr(signal, signal_name, None), signal.Signals):
-            raise ValueError(f"requeue.signal_name must name a signal such as SIGUSR1, got {signal_name!r}")
+        number = getattr(signal, signal_name, None) if isinstance(signal_name, str) else None
+        if not isinstance(number, signal.Signals) or number in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
+            raise ValueError(
+                f"requeue.signal_name must name a signal other than SIGTERM, SIGINT and SIGKILL (which stop the "
+                f"run), such as SIGUSR1 or SIGUSR2; got {signal_name!r}"
+            )
         self.signal_name = signal_name
         self._received = 0
         self._previous_handlers: dict[int, object] = {}
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        signals = [signal.SIGTERM]
+        signals = [signal.SIGTERM, signal.SIGINT]
         if SLURMEnvironment.detect():
             signals.append(getattr(signal, self.signal_name))
         for number in signals:
             self._previous_handlers[number] = signal.signal(number, self._record)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore_handlers()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._restore_handlers()
+
+    def _restore_handlers(self) -> None:
         for number, handler in self._previous_handlers.items():
             signal.signal(number, handler)
         self._previous_handlers = {}
 
     def _record(self, signum, frame) -> None:
-        self._received = max(self._received, int(signum))
+        if signum == signal.SIGINT and self._received == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self._urgency(signum) >= self._urgency(self._received):
+            self._received = int(signum)
+
+    def _urgency(self, signum: int) -> int:
+        """0 for none, 1 for the SLURM warning (requeue), 2 for SIGINT, 3 for SIGTERM (stop)."""
+        return self._by_urgency().index(signum)
+
+    def _by_urgency(self) -> list[int]:
+        return [0, getattr(signal, self.signal_name), signal.SIGINT, signal.SIGTERM]
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx):
         if not self._previous_handlers:
             return
         received = self._received
-        if trainer.world_size > 1:
-            agreed = torch.tensor(float(received), device=pl_module.device)
-            received = int(trainer.strategy.reduce(agreed, reduce_op="max").item())
+        if trainer.world_size > 1:  # the ranks agree on the most urgent signal any of them received
+            urgency = torch.tensor(float(self._urgency(received)), device=pl_module.device)
+            received = self._by_urgency()[int(trainer.strategy.reduce(urgency, reduce_op="max").item())]
         if received == 0:
             return
         path = next_hpc_checkpoint(Path(trainer.default_root_dir))
         trainer.save_checkpoint(path)
         trainer.strategy.barrier("checkpoint on signal")
-        if received == signal.SIGTERM:
+        if received in (signal.SIGTERM, signal.SIGINT):
             raise RunInterrupted(
-                f"stopped by SIGTERM at step {trainer.global_step} (epoch {trainer.current_epoch}); the state is "
-                f"saved in {path}: resume with --ckpt_path {path}. No backbone.pt was written."
+                f"stopped by {signal.Signals(received).name} at step {trainer.global_step} "
+                f"(epoch {trainer.current_epoch}); the state is saved in {path}: "
+                f"resume with --ckpt_path {path}. No backbone.pt was written."
             )
         if trainer.is_global_zero:
             _finish_wandb_run()

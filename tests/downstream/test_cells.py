@@ -1,6 +1,8 @@
 """Cell-by-cell results: a rerun reuses what is in cells.jsonl, a killed run resumes where it stopped."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -10,7 +12,7 @@ from downstream.cells import CellStore
 from downstream.evaluate import evaluate_matrix
 from downstream.hardware import Hardware
 from downstream.recipes import KNNRecipe
-from tests.helpers import random_digits_backbone
+from tests.helpers import REPO, random_digits_backbone
 
 
 @pytest.fixture
@@ -127,3 +129,30 @@ def test_lines_that_are_not_cells_are_ignored_not_fatal(tmp_path):
     assert store.values == {"good": 93.5}
     store.add("next", 1.0)
     assert CellStore(path, write=False).values == {"good": 93.5, "next": 1.0}
+
+
+def test_a_full_disk_ends_with_disk_full_and_keeps_the_values_written_before(tmp_path):
+    """The file-size limit stands in for a full disk: the append fails, the earlier lines stay readable."""
+    path = tmp_path / "cells.jsonl"
+    store = CellStore(path, write=True)
+    for index in range(3):
+        store.add(f"key{index}", 0.5 + index, checkpoint="a")
+    script = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from downstream.cells import CellStore\n"
+        "from selfsup.errors import DiskFull\n"
+        "path = Path(sys.argv[1])\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + 10, resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    CellStore(path, write=True).add('key3', 0.25, checkpoint='a', note='x' * 200)\n"
+        "except DiskFull as error:\n"
+        "    sys.exit(str(error))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, cwd=REPO)
+    assert "no space left to add a value to" in result.stderr and "the 3 values before it are kept" in result.stderr
+    reread = CellStore(path, write=True)
+    assert reread.values == {"key0": 0.5, "key1": 1.5, "key2": 2.5}
+    reread.add("key3", 0.25, checkpoint="a")
+    assert CellStore(path, write=False).values["key3"] == 0.25

@@ -1,6 +1,7 @@
 """The evaluation matrix command: its outputs, W&B, bad checkpoints, and DDP against one process."""
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -178,3 +179,35 @@ def test_an_output_directory_that_cannot_be_written_is_refused_before_the_first_
     assert exit_info.value.code == 2
     assert "cannot write the results to output_dir=" in capsys.readouterr().err
     assert blocker.read_text() == "not a directory\n"
+
+
+def _knn_only(tmp_path, checkpoints: dict) -> list[str]:
+    return [
+        "--checkpoints", json.dumps(checkpoints), "--datasets", "{digits: null}", "--protocols", "[knn]",
+        "--labels_per_class", "10", "--random_init_baseline", "false",
+        "--output_dir", str(tmp_path / "eval"), "--hardware.accelerator", "cpu",
+    ]  # fmt: skip
+
+
+def test_a_foreign_file_evaluates_like_this_projects_export_of_the_same_network(tmp_path, capsys):
+    """A DataParallel state dict plus its entry gives the values of the export it was made from."""
+    export = random_digits_backbone(tmp_path / "a.pt", 1)
+    payload = torch.load(export, weights_only=True)
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"state_dict": {f"module.{key}": value for key, value in payload["state_dict"].items()}}, foreign)
+    entry = {"path": str(foreign), "backbone": "small_conv", "backbone_kwargs": payload["backbone_kwargs"]}
+    evaluate(_knn_only(tmp_path, {"ours": export, "theirs": entry | DIGITS_FORMAT}))
+    err = capsys.readouterr().err
+    assert "checkpoints.theirs: took" in err and "'state_dict.module.'" in err
+    rows = {row["checkpoint"]: row for row in csv.DictReader(open(tmp_path / "eval" / "results.csv"))}
+    assert rows["ours"]["value"] == rows["theirs"]["value"]
+
+
+def test_a_foreign_file_without_a_format_is_announced_at_its_family_default(tmp_path, capsys):
+    export = random_digits_backbone(tmp_path / "a.pt", 1)
+    payload = torch.load(export, weights_only=True)
+    torch.save(payload["state_dict"], tmp_path / "bare.pt")
+    entry = {"path": str(tmp_path / "bare.pt"), "backbone": "small_conv", "backbone_kwargs": payload["backbone_kwargs"]}
+    evaluate(_knn_only(tmp_path, {"bare": entry | {"image_size": 16}}))
+    err = capsys.readouterr().err
+    assert "checkpoints.bare records no mean, std: evaluating it at the small_conv default (mean (0.5, 0.5, 0.5)" in err

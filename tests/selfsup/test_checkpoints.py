@@ -1,12 +1,18 @@
+import re
+import struct
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
 
 from selfsup.backbones import build_backbone
-from selfsup.checkpoints import export_backbone, load_backbone, read_checkpoint
+from selfsup.checkpoints import atomic_save, export_backbone, load_backbone, read_checkpoint
 from selfsup.errors import ConfigurationError
 from selfsup.methods import SimCLR
+from tests.helpers import REPO
 
 
 def _images():
@@ -107,8 +113,89 @@ def test_an_archive_that_inflates_beyond_its_size_is_refused_before_loading(tmp_
         raise AssertionError("torch.load was reached")
 
     monkeypatch.setattr(torch, "load", must_not_load)
-    with pytest.raises(ConfigurationError, match=r"declares 32\.0 MiB of data in a 0\.0 MiB file"):
+    with pytest.raises(ConfigurationError, match=r"declares 32\.0 MiB of data in a 3\d\.\d KiB file"):
         read_checkpoint(inflating)
+
+
+def _with_declared_storage_elements(source: Path, target: Path, elements: int) -> None:
+    """Rewrite ``source``'s pickle so that its one 4-element float storage declares ``elements``."""
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w") as crafted:
+        for record in archive.infolist():
+            data = archive.read(record.filename)
+            if record.filename.endswith("data.pkl"):
+                declared = b"J" + struct.pack("<i", elements)
+                data = data.replace(b"K\x04t", declared + b"t", 1).replace(b"K\x00K\x04", b"K\x00" + declared, 1)
+            crafted.writestr(record, data)
+
+
+def test_a_storage_declared_larger_than_its_record_is_refused_before_loading(tmp_path, monkeypatch):
+    """A 1 KiB file whose pickle declares a 4 GiB tensor: refused from the pickle alone, nothing allocated."""
+    honest = tmp_path / "honest.pt"
+    torch.save({"weight": torch.zeros(4)}, honest)
+    crafted = tmp_path / "crafted.pt"
+    _with_declared_storage_elements(honest, crafted, 2**30)
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: pytest.fail("torch.load was reached"))
+    with pytest.raises(ConfigurationError, match="storage '0' declares 4294967296 bytes but the file has a record of"):
+        read_checkpoint(crafted)
+    with pytest.raises(ConfigurationError, match="storage '0' declares"):
+        load_backbone(crafted, backbone="resnet18")
+
+
+def test_storages_of_every_kind_are_measured_as_torch_saves_them(tmp_path):
+    """Typed, untyped, views and every dtype width load: the check refuses nothing torch.save writes."""
+    path = tmp_path / "mixed.pt"
+    tensors = {
+        "double": torch.zeros(3, dtype=torch.float64),
+        "bfloat16": torch.zeros(5, dtype=torch.bfloat16),
+        "bool": torch.zeros(7, dtype=torch.bool),
+        "view": torch.arange(10)[2:5],
+        "complex": torch.zeros(2, dtype=torch.complex64),
+        "empty": torch.zeros(0),
+    }
+    torch.save({"tensors": tensors, "untyped": torch.zeros(2).untyped_storage()}, path)
+    loaded = read_checkpoint(path)
+    assert all(torch.equal(loaded["tensors"][key], value) for key, value in tensors.items())
+
+
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        ("0.0000001", "bytes, more than the limit of 107 bytes; raise it with SELFSUP_CHECKPOINT_LIMIT_GIB=<GiB>"),
+        ("0", "SELFSUP_CHECKPOINT_LIMIT_GIB must be a finite number of GiB > 0, got '0'"),
+        ("-1", "must be a finite number of GiB > 0"),
+        ("nan", "must be a finite number of GiB > 0"),
+        ("lots", "must be a finite number of GiB > 0, got 'lots'"),
+    ],
+)
+def test_the_checkpoint_size_limit_is_configurable_and_checked(tmp_path, monkeypatch, limit, message):
+    path = tmp_path / "weights.pt"
+    torch.save({"weight": torch.zeros(4)}, path)
+    monkeypatch.setenv("SELFSUP_CHECKPOINT_LIMIT_GIB", limit)
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        read_checkpoint(path)
+    monkeypatch.setenv("SELFSUP_CHECKPOINT_LIMIT_GIB", "0.001")
+    assert torch.equal(read_checkpoint(path)["weight"], torch.zeros(4))
+
+
+def test_a_write_that_finds_the_disk_full_keeps_the_previous_file(tmp_path):
+    """Over the file-size limit (as a full disk): DiskFull naming the file, the old file intact, no temporary."""
+    path = tmp_path / "last.ckpt"
+    atomic_save({"weight": torch.ones(4)}, path)
+    script = (
+        "import resource, signal, sys, torch\n"
+        "from selfsup.checkpoints import atomic_save\n"
+        "from selfsup.errors import DiskFull\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"
+        "try:\n"
+        "    atomic_save({'weight': torch.zeros(100_000)}, sys.argv[1])\n"
+        "except DiskFull as error:\n"
+        "    sys.exit(str(error))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, cwd=REPO)
+    assert f"no space left to write {path} (File too large); the previous last.ckpt is intact" in result.stderr
+    assert torch.equal(read_checkpoint(path)["weight"], torch.ones(4))
+    assert [entry.name for entry in tmp_path.iterdir()] == ["last.ckpt"]
 
 
 def test_a_datamodule_that_states_no_input_format_gives_none_not_an_error():

@@ -215,16 +215,18 @@ def test_a_nan_on_one_rank_is_handled_by_both_ranks_without_a_hang(run_cli, tmp_
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_exits_non_zero_and_the_run_resumes_from_it(run_cli, tmp_path):
-    """scancel or a container stop: the run saves its state, exits 4, writes no backbone.pt; resuming finishes it."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_saves_a_checkpoint_exits_non_zero_and_the_run_resumes_from_it(run_cli, tmp_path, signum):
+    """scancel, a container stop or Ctrl-C: the state is saved, exit 4, no backbone.pt; resuming finishes the run."""
     args = [SIMCLR, *FAST, "--trainer.max_epochs", "1000"]
     stopped = _selfsup(tmp_path, "--config", *args, "--trainer.default_root_dir", "run")
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    _signal_once_saved(stopped, last, signal.SIGTERM)
+    _signal_once_saved(stopped, last, signum)
     _, error = stopped.communicate(timeout=120)
     assert stopped.returncode == 4, error[-3000:]
     saved = tmp_path / "run" / "hpc_ckpt_1.ckpt"
-    assert f"resume with --ckpt_path {saved.relative_to(tmp_path)}" in error and "Traceback" not in error
+    assert f"stopped by {signum.name}" in error and "Traceback" not in error
+    assert f"resume with --ckpt_path {saved.relative_to(tmp_path)}" in error
     assert not (tmp_path / "run" / "backbone.pt").exists()
     step = torch.load(saved, weights_only=True)["global_step"]
     assert step >= 2
@@ -245,3 +247,36 @@ def test_sigterm_saves_a_checkpoint_exits_non_zero_and_the_run_resumes_from_it(r
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert torch.load(last, weights_only=True)["global_step"] > step
     assert (tmp_path / "run" / "backbone.pt").is_file()
+
+
+def _file_size_limited(limit: int):
+    """A child-process set-up under which writing a file beyond ``limit`` bytes fails, as on a full disk."""
+
+    def limit_file_size() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    return limit_file_size
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_checkpointing_exits_5_and_keeps_what_was_written(run_cli, tmp_path):
+    args = ["--config", SIMCLR, *FAST, "--trainer.default_root_dir", "run"]
+    assert run_cli("fit", *args, "--trainer.max_epochs", "1").returncode == 0
+    run = tmp_path / "run"
+    kept = {path: path.read_bytes() for path in (run / "checkpoints" / "last.ckpt", run / "backbone.pt")}
+    resume = [*args, "--trainer.max_epochs", "3", "--ckpt_path", str(run / "checkpoints" / "last.ckpt")]
+    full = subprocess.run(
+        [sys.executable, "-m", "selfsup", "fit", *resume],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_file_size_limited(len(kept[run / "checkpoints" / "last.ckpt"]) // 2),
+    )
+    assert full.returncode == 5, full.stderr[-3000:]
+    assert "no space left to write" in full.stderr and "Traceback" not in full.stderr
+    assert all(path.read_bytes() == content for path, content in kept.items())
+    assert not list(run.rglob("*.tmp"))
