@@ -58,7 +58,7 @@ from downstream.protocols import (
     logistic_accuracy,
 )
 from downstream.recipes import FinetuneRecipe, KNNRecipe, LinearRecipe, LogisticRecipe
-from downstream.report import Result, write_report
+from downstream.report import TRANSFER_PREFIX, Result, write_report
 from downstream.representations import (
     FEATURE_PROTOCOLS,
     Representation,
@@ -67,10 +67,11 @@ from downstream.representations import (
     raw_pixels_row,
 )
 from downstream.splits import balanced_subset, label_fraction_subset, labels_of
+from downstream.transferability import SCORES
 from selfsup.errors import ConfigurationError, require
 from selfsup.runtime import check_devices
 
-Protocol = Literal["knn", "linear", "logistic", "logme", "layerwise", "finetune"]
+Protocol = Literal["knn", "linear", "logistic", "logme", "layerwise", "finetune", "transferability"]
 ExistingResults = Literal["refuse", "overwrite"]
 #: The report ``output_dir`` receives at the end; ``cells.jsonl`` holds the values it is built from.
 REPORT_FILES = ("results.csv", "results.md", "results.png")
@@ -106,7 +107,8 @@ def evaluate_matrix(
             another project's file (``docs/checkpoints.md``).
         datasets: name (digits, digits_transfer, cifar10, cifar100, stl10, imagefolder) ->
             its data directory (``null`` for the embedded digits).
-        protocols: which of knn, linear, logistic, logme, layerwise, finetune to run.
+        protocols: which of knn, linear, logistic, logme, layerwise, finetune, transferability
+            (every score of :data:`downstream.transferability.SCORES` on the frozen features) to run.
         output_dir: where cells.jsonl, results.csv, results.md and results.png are written.
         label_fraction: the class-balanced fraction of training labels used (0.01 = 1%).
         labels_per_class: instead of a fraction, this many labels per class.
@@ -380,14 +382,18 @@ def _protocols_of(row: Representation, protocols, linear: LinearRecipe) -> list[
 
 
 def _value_names(protocol: str, row: Representation) -> list[str]:
-    return [f"layer{stage}" for stage in range(1, row.stages + 1)] if protocol == "layerwise" else [protocol]
+    if protocol == "layerwise":
+        return [f"layer{stage}" for stage in range(1, row.stages + 1)]
+    if protocol == "transferability":
+        return [f"{TRANSFER_PREFIX}{name}" for name in SCORES]
+    return [protocol]
 
 
 def _evaluate_cell(cache: FeatureCache, task: Task, protocols: list[str], seed: int, recipes: dict, hardware):
     """Yield ``(value name, value)`` for each protocol of ``protocols`` on one cell."""
     backbone, linear = cache.network, recipes["linear"]
     backbone.eval()
-    wants_features = {"knn", "logistic", "logme", "layerwise"} & set(protocols) or (
+    wants_features = {"knn", "logistic", "logme", "layerwise", "transferability"} & set(protocols) or (
         "linear" in protocols and linear.cache_features
     )
     if wants_features:
@@ -413,6 +419,9 @@ def _evaluate_cell(cache: FeatureCache, task: Task, protocols: list[str], seed: 
                 yield f"layer{stage}", accuracy
         elif protocol == "finetune":
             yield "finetune", fine_tune(backbone, task, recipes["finetune"], hardware, seed)
+        elif protocol == "transferability":
+            for name, score in SCORES.items():
+                yield f"{TRANSFER_PREFIX}{name}", score(*train)
 
 
 def _task(splits, row: Representation, label_fraction: float, labels_per_class: int | None, seed: int) -> Task:

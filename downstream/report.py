@@ -5,6 +5,7 @@ the table and the plot report the mean ± sample standard deviation over the see
 """
 
 import csv
+import io
 import statistics
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
@@ -13,9 +14,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from scipy.stats import kendalltau  # noqa: E402
+from scipy.stats import kendalltau, weightedtau  # noqa: E402
+
+from selfsup.checkpoints import atomic_write_bytes  # noqa: E402
 
 ACCURACY_PROTOCOLS = ("knn", "linear", "logistic", "finetune")
+#: Value names of the ``transferability`` protocol: ``transferability/<score>``.
+TRANSFER_PREFIX = "transferability/"
 
 
 @dataclass
@@ -35,13 +40,16 @@ def write_report(
     ``labels`` says how many training labels were used (for the table headings).
     """
     output_dir.mkdir(parents=True, exist_ok=True)
-    with open(output_dir / "results.csv", "w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow([field.name for field in fields(Result)])
-        writer.writerows(astuple(result) for result in results)
+    rows = io.StringIO(newline="")
+    writer = csv.writer(rows)
+    writer.writerow([field.name for field in fields(Result)])
+    writer.writerows(astuple(result) for result in results)
+    atomic_write_bytes(rows.getvalue().encode(), output_dir / "results.csv")
     table = markdown(results, labels)
-    (output_dir / "results.md").write_text(table + "\n")
-    plot(results, output_dir / "results.png")
+    atomic_write_bytes((table + "\n").encode(), output_dir / "results.md")
+    image = io.BytesIO()
+    plot(results, image)
+    atomic_write_bytes(image.getvalue(), output_dir / "results.png")
     if wandb_project is not None:
         log_to_wandb(results, output_dir, wandb_project, wandb_offline)
     return table
@@ -54,7 +62,7 @@ def markdown(results: list[Result], labels: str) -> str:
     lines = []
     for dataset in _unique(result.dataset for result in results):
         rows = [result for result in results if result.dataset == dataset]
-        protocols = _unique(result.protocol for result in rows)
+        protocols = [p for p in _unique(result.protocol for result in rows) if not p.startswith(TRANSFER_PREFIX)]
         logme = "; LogME: evidence per example" if "logme" in protocols else ""
         lines += [f"**{dataset}**, {labels} (top-1 %, {spread}{logme})", ""]
         lines += ["| checkpoint | " + " | ".join(protocols) + " |", "|---|" + "---:|" * len(protocols)]
@@ -64,8 +72,40 @@ def markdown(results: list[Result], labels: str) -> str:
         tau = logme_ranking(rows)
         if tau is not None:
             lines += ["", f"LogME ranks the checkpoints against the linear probe with Kendall's tau = {tau:+.2f}."]
-        lines.append("")
+        lines += ["", *transferability_table(rows)]
     return "\n".join(lines).rstrip()
+
+
+def transferability_table(rows: list[Result]) -> list[str]:
+    """The scores of one dataset (a row per checkpoint), and how each ranks the checkpoints against training.
+
+    The reference is the first of linear, finetune, logistic, knn that ran; Kendall's tau and
+    weighted tau (which weighs agreement at the top of the ranking more) over the checkpoints'
+    means, when there are at least three.
+    """
+    scores = [name for name in _unique(result.protocol for result in rows) if name.startswith(TRANSFER_PREFIX)]
+    if not scores:
+        return []
+    checkpoints = _unique(result.checkpoint for result in rows)
+    names = [score.removeprefix(TRANSFER_PREFIX) for score in scores]
+    lines = ["Transferability scores (higher = predicted to transfer better; no training):", ""]
+    lines += ["| checkpoint | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for checkpoint in checkpoints:
+        cells = [_format("score", _values(rows, checkpoint, score)) for score in scores]
+        lines.append(f"| {checkpoint} | " + " | ".join(cells) + " |")
+    reference = next((p for p in ("linear", "finetune", "logistic", "knn") if any(r.protocol == p for r in rows)), None)
+    ranked = [c for c in checkpoints if reference and _values(rows, c, reference)]
+    if len(ranked) >= 3:
+        truth = [statistics.mean(_values(rows, c, reference)) for c in ranked]
+        agreement = []
+        for score, name in zip(scores, names):
+            predicted = [statistics.mean(_values(rows, c, score) or [float("nan")]) for c in ranked]
+            tau, weighted = kendalltau(predicted, truth).statistic, weightedtau(predicted, truth).statistic
+            agreement.append(f"{name} {tau:+.2f} ({weighted:+.2f})")
+        heading = f"Kendall's tau (weighted tau) against {reference} over {len(ranked)} rows: "
+        lines += ["", heading + ", ".join(agreement)]
+    lines.append("")
+    return lines
 
 
 def logme_ranking(rows: list[Result]) -> float | None:
@@ -80,7 +120,7 @@ def logme_ranking(rows: list[Result]) -> float | None:
     return float(kendalltau(*zip(*pairs)).statistic)
 
 
-def plot(results: list[Result], path: Path) -> None:
+def plot(results: list[Result], path: Path | io.BytesIO) -> None:
     """Accuracy per protocol and checkpoint (bars), and per layer when the layer-wise probe ran (lines).
 
     Error bars: the standard deviation over the seeds.
@@ -118,7 +158,7 @@ def plot(results: list[Result], path: Path) -> None:
             axis.set(title=f"{dataset}: linear probe per stage", xlabel="stage", ylabel="top-1 (%)")
             axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, format="png")
     plt.close(figure)
 
 
@@ -151,7 +191,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def _format(protocol: str, values: list[float]) -> str:
     if not values:
         return ""
-    digits = 3 if protocol == "logme" else 1
+    digits = 3 if protocol in ("logme", "score") else 1
     mean, std = _mean_std(values)
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
 

@@ -26,7 +26,7 @@ from selfsup.backbones import build_backbone
 from selfsup.checkpoints import InputFormat, load_backbone
 from selfsup.errors import ConfigurationError
 
-FEATURE_PROTOCOLS = ("knn", "logistic", "logme")
+FEATURE_PROTOCOLS = ("knn", "logistic", "logme", "transferability")
 
 
 @dataclass

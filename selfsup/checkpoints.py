@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 
-from selfsup.backbones import BACKBONES, Backbone, build_backbone
+from selfsup.backbones import Backbone, backbone_names, build_backbone
 from selfsup.errors import ConfigurationError, DiskFull, disk_full_in
 from selfsup.foreign import interpret
 
@@ -400,7 +400,7 @@ def _own_backbone(payload: dict, path) -> tuple[str, dict, dict, dict] | None:
         return payload["backbone"], payload["backbone_kwargs"], payload["state_dict"], payload.get("metadata", {})
     hparams = payload.get("hyper_parameters")
     named = isinstance(hparams, dict) and isinstance(hparams.get("backbone"), str)
-    if isinstance(payload.get("state_dict"), dict) and named and hparams["backbone"] in BACKBONES:
+    if isinstance(payload.get("state_dict"), dict) and named and hparams["backbone"] in backbone_names():
         state_dict = {
             key.removeprefix("backbone."): value
             for key, value in payload["state_dict"].items()

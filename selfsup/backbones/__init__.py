@@ -1,7 +1,9 @@
-"""Backbones by name: ``build_backbone("resnet18", cifar_stem=True)``.
+"""Backbones by name: ``build_backbone("resnet18", cifar_stem=True)``, ``build_backbone("convnext_tiny")``.
 
-To add your own, subclass :class:`Backbone` and register a constructor in
-``BACKBONES``; configs and checkpoints refer to backbones by these names.
+The names of ``BACKBONES`` come first; any other name is a torchvision classification
+model (:mod:`selfsup.backbones.torchvision_models`: ResNet-101, Wide ResNet, ResNeXt,
+ConvNeXt, ViT, ...). To add your own, subclass :class:`Backbone` and register a
+constructor in ``BACKBONES``; configs and checkpoints refer to backbones by these names.
 """
 
 import functools
@@ -11,6 +13,7 @@ from collections.abc import Callable
 from selfsup.backbones.base import Backbone
 from selfsup.backbones.resnet import ResNet
 from selfsup.backbones.small_conv import SmallConvNet
+from selfsup.backbones.torchvision_models import TorchvisionBackbone, torchvision_names
 from selfsup.errors import ConfigurationError
 
 BACKBONES: dict[str, Callable[..., Backbone]] = {
@@ -21,10 +24,20 @@ BACKBONES: dict[str, Callable[..., Backbone]] = {
 }
 
 
+def backbone_names() -> list[str]:
+    """Every name :func:`build_backbone` accepts."""
+    return sorted(BACKBONES) + [name for name in torchvision_names() if name not in BACKBONES]
+
+
 def build_backbone(name: str, **kwargs) -> Backbone:
-    """Instantiate the backbone registered as ``name`` with keyword arguments ``kwargs``."""
+    """Instantiate the backbone registered as ``name`` (or torchvision's ``name``) with ``kwargs``."""
     if name not in BACKBONES:
-        raise ConfigurationError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}.")
+        if isinstance(name, str) and name in torchvision_names():
+            return TorchvisionBackbone(name, **kwargs)
+        raise ConfigurationError(
+            f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)} or a torchvision model "
+            f"({', '.join(torchvision_names()[:6])}, ...)."
+        )
     constructor = BACKBONES[name]
     accepted = inspect.signature(constructor).parameters
     unknown = sorted(set(kwargs) - set(accepted))
@@ -34,4 +47,4 @@ def build_backbone(name: str, **kwargs) -> Backbone:
     return constructor(**kwargs)
 
 
-__all__ = ["BACKBONES", "Backbone", "ResNet", "SmallConvNet", "build_backbone"]
+__all__ = ["BACKBONES", "Backbone", "ResNet", "SmallConvNet", "TorchvisionBackbone", "backbone_names", "build_backbone"]

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from downstream.transferability import SCORES
 from selfsup.cli import main as selfsup
 from selfsup.data import DigitsDataModule
 from tests.helpers import REPO, random_digits_backbone
@@ -126,7 +127,7 @@ def test_bad_labels_or_seeds_stop_before_any_work(tmp_path, capsys, bad, message
 
 @pytest.mark.slow
 def test_two_process_ddp_evaluation_equals_one_process(tmp_path):
-    """Extraction, kNN, LogME and the probe with the backbone in the loop, on 1 and on 2 CPU processes."""
+    """Extraction, kNN, LogME, the transferability scores and the uncached probe, on 1 and on 2 CPU processes."""
     outputs = {}
     for devices, strategy in ((1, "auto"), (2, "ddp")):
         outputs[devices] = tmp_path / f"devices{devices}"
@@ -135,7 +136,7 @@ def test_two_process_ddp_evaluation_equals_one_process(tmp_path):
             "--datasets",
             "{digits: null}",
             "--protocols",
-            "[knn, linear, logme]",
+            "[knn, linear, logme, transferability]",
             "--linear.cache_features",
             "false",
             "--hardware.devices",
@@ -211,3 +212,28 @@ def test_a_foreign_file_without_a_format_is_announced_at_its_family_default(tmp_
     evaluate(_knn_only(tmp_path, {"bare": entry | {"image_size": 16}}))
     err = capsys.readouterr().err
     assert "checkpoints.bare records no mean, std: evaluating it at the small_conv default (mean (0.5, 0.5, 0.5)" in err
+
+
+def test_the_transferability_protocol_scores_every_checkpoint_and_ranks_them_against_the_probe(tmp_path):
+    evaluate(
+        matrix_args(
+            tmp_path,
+            "--datasets",
+            "{digits: null}",
+            "--protocols",
+            "[knn, logistic, logme, transferability]",
+            "--output_dir",
+            str(tmp_path / "eval"),
+        )
+    )
+    values = read_results(tmp_path / "eval" / "results.csv")
+    checkpoints = {checkpoint for checkpoint, *_ in values}
+    assert len(checkpoints) == 3  # a, b and the random baseline
+    for checkpoint in checkpoints:
+        scores = {protocol: value for (name, _, protocol, _), value in values.items() if name == checkpoint}
+        assert {f"transferability/{score}" for score in SCORES} <= scores.keys()
+        assert scores["transferability/logme"] == pytest.approx(scores["logme"], rel=1e-9)
+        assert 0 <= scores["transferability/knn_loo"] <= 1
+    table = (tmp_path / "eval" / "results.md").read_text()
+    assert "| checkpoint | knn_loo | logme | nleep | nce | h_score | gbc | transrate |" in table
+    assert "Kendall's tau (weighted tau) against logistic over 3 rows: knn_loo " in table
