@@ -10,7 +10,9 @@ tries every prefix that occurs in them: a prefix is a candidate when the tensors
 it are exactly the architecture's (every name, every shape), apart from a classifier,
 projector or predictor head. Index-named keys (lightly's
 ``nn.Sequential(*list(resnet.children())[:-1])``: ``0.weight``, ``4.0.conv1.weight``)
-are read by the architecture's children in order.
+are read by the architecture's children in order, and Vision Transformers in timm's
+naming (timm, DINO, MoCo v3, MAE: ``blocks.N.attn.qkv``, ``cls_token``) by torchvision's
+(:func:`timm_vit_names`).
 
 When several prefixes fit (a MoCo file holds a query and a key encoder of the same
 shape), the one under the component named first in :data:`PREFERRED` is taken
@@ -144,6 +146,8 @@ def _candidate(tensors: dict, prefix: str, expected: dict, children: list[str]) 
     under = {name[len(prefix) :]: value for name, value in tensors.items() if name.startswith(prefix)}
     if under and all(name.split(".", 1)[0].isdigit() for name in under):
         under = _by_child_names(under, children)
+    if "cls_token" in under and "class_token" in expected:
+        under = timm_vit_names(under)
     state_dict = {name: value for name, value in under.items() if name in expected}
     extra = sorted(name for name in under if name not in expected and name.split(".", 1)[0] not in HEADS)
     return _Candidate(
@@ -162,6 +166,34 @@ def _by_child_names(under: dict, children: list[str]) -> dict:
         index, _, rest = name.partition(".")
         child = children[int(index)] if int(index) < len(children) else index
         renamed[f"{child}.{rest}"] = value
+    return renamed
+
+
+#: timm's Vision Transformer names -> torchvision's (``VisionTransformer``), as regular expressions.
+_TIMM_VIT = (
+    (r"^cls_token$", "class_token"),
+    (r"^pos_embed$", "encoder.pos_embedding"),
+    (r"^patch_embed\.proj\.", "conv_proj."),
+    (r"^norm\.", "encoder.ln."),
+    (r"^blocks\.(\d+)\.norm1\.", r"encoder.layers.encoder_layer_\1.ln_1."),
+    (r"^blocks\.(\d+)\.norm2\.", r"encoder.layers.encoder_layer_\1.ln_2."),
+    (r"^blocks\.(\d+)\.attn\.qkv\.weight$", r"encoder.layers.encoder_layer_\1.self_attention.in_proj_weight"),
+    (r"^blocks\.(\d+)\.attn\.qkv\.bias$", r"encoder.layers.encoder_layer_\1.self_attention.in_proj_bias"),
+    (r"^blocks\.(\d+)\.attn\.proj\.", r"encoder.layers.encoder_layer_\1.self_attention.out_proj."),
+    (r"^blocks\.(\d+)\.mlp\.fc1\.", r"encoder.layers.encoder_layer_\1.mlp.0."),
+    (r"^blocks\.(\d+)\.mlp\.fc2\.", r"encoder.layers.encoder_layer_\1.mlp.3."),
+)
+
+
+def timm_vit_names(under: dict) -> dict:
+    """A timm-named ViT state dict under torchvision's names (heads and unknown names kept as they are)."""
+    renamed = {}
+    for name, value in under.items():
+        for pattern, replacement in _TIMM_VIT:
+            name, count = re.subn(pattern, replacement, name)
+            if count:
+                break
+        renamed[name] = value
     return renamed
 
 

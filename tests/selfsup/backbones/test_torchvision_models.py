@@ -64,3 +64,48 @@ def test_unknown_names_and_refused_arguments_are_one_message():
         build_backbone("convnext_giant")
     with pytest.raises(ConfigurationError, match="torchvision model 'vit_b_16' refuses"):
         build_backbone("vit_b_16", patch_size=8)
+
+
+def _in_timm_names(state_dict: dict) -> dict:
+    """torchvision's ViT-B/16 names as timm (and DINO, MoCo v3) write them, spelled out by hand."""
+    renamed = {}
+    for name, value in state_dict.items():
+        if name.startswith("heads."):
+            continue
+        layer = name.split(".")[2].removeprefix("encoder_layer_") if name.startswith("encoder.layers.") else None
+        rest = name.split(".", 3)[3] if layer is not None else None
+        table = {
+            "class_token": "cls_token",
+            "encoder.pos_embedding": "pos_embed",
+            "conv_proj.weight": "patch_embed.proj.weight",
+            "conv_proj.bias": "patch_embed.proj.bias",
+            "encoder.ln.weight": "norm.weight",
+            "encoder.ln.bias": "norm.bias",
+        }
+        blocks = {
+            "ln_1.weight": "norm1.weight", "ln_1.bias": "norm1.bias", "ln_2.weight": "norm2.weight",
+            "ln_2.bias": "norm2.bias", "self_attention.in_proj_weight": "attn.qkv.weight",
+            "self_attention.in_proj_bias": "attn.qkv.bias", "self_attention.out_proj.weight": "attn.proj.weight",
+            "self_attention.out_proj.bias": "attn.proj.bias", "mlp.0.weight": "mlp.fc1.weight",
+            "mlp.0.bias": "mlp.fc1.bias", "mlp.3.weight": "mlp.fc2.weight", "mlp.3.bias": "mlp.fc2.bias",
+        }  # fmt: skip
+        renamed[table[name] if layer is None else f"blocks.{layer}.{blocks[rest]}"] = value
+    return renamed
+
+
+@pytest.mark.parametrize("layout", ["timm", "DINO teacher", "MoCo v3 base encoder"])
+def test_a_vit_in_timm_naming_loads_into_torchvisions_vit(tmp_path, layout):
+    torch.manual_seed(2)
+    source = torchvision.models.get_model("vit_b_16", weights=None, image_size=32).eval()
+    timm = _in_timm_names(source.state_dict()) | {"head.weight": torch.randn(10, 768), "head.bias": torch.randn(10)}
+    payload = {
+        "timm": timm,
+        "DINO teacher": {"teacher": {f"backbone.{k}": v for k, v in timm.items()}, "student": {}},
+        "MoCo v3 base encoder": {"state_dict": {f"module.base_encoder.{k}": v for k, v in timm.items()}},
+    }[layout]
+    torch.save(payload, tmp_path / "vit.pth")
+    backbone, metadata = load_backbone(tmp_path / "vit.pth", backbone="vit_b_16", backbone_kwargs={"image_size": 32})
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.equal(backbone.eval()(images), _headless(source, images))
+    assert "head.*" in metadata["source"]
