@@ -18,9 +18,7 @@ refused. Any mismatch between file and architecture is an error listing the miss
 and the unexpected keys; nothing is loaded half-way.
 """
 
-import io
 import json
-import math
 import os
 import pickle
 import tempfile
@@ -36,6 +34,7 @@ from safetensors import SafetensorError, safe_open
 from selfsup.backbones import Backbone, backbone_names, build_backbone
 from selfsup.errors import ConfigurationError, DiskFull, disk_full_in
 from selfsup.foreign import interpret
+from selfsup.untrusted_archives import refuse_inflating_archive, refuse_over_limit
 
 EXPORT_FORMAT = "selfsup-backbone/1"
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -223,7 +222,7 @@ def read_checkpoint(path: str | Path) -> dict:
             f"{path} is not a readable checkpoint: it is truncated, or not a file written by torch.save "
             "(files of torch < 1.6 must be re-saved first)."
         )
-    _refuse_inflating_archive(path)
+    refuse_inflating_archive(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -249,12 +248,7 @@ def _is_safetensors(path: Path) -> bool:
 
 def _read_safetensors(path: Path) -> dict:
     """A safetensors file as this project's export (when its metadata says it is one) or as a bare state dict."""
-    size, limit = path.stat().st_size, checkpoint_size_limit()
-    if size > limit:
-        raise ConfigurationError(
-            f"refusing to load {path}: it holds {_readable(size)}, more than the limit of {_readable(limit)}; "
-            f"raise it with {SIZE_LIMIT_VARIABLE}=<GiB> if the file is trusted."
-        )
+    refuse_over_limit(path, path.stat().st_size)
     try:
         with safe_open(str(path), framework="pt") as stream:
             text = stream.metadata() or {}
@@ -271,127 +265,6 @@ def _read_safetensors(path: Path) -> dict:
         "state_dict": tensors,
         "metadata": metadata.get("metadata") or {},
     }
-
-
-def _refuse_inflating_archive(path: Path) -> None:
-    """Refuse, before anything is allocated, an archive that would unpack to more than it holds.
-
-    ``torch.save`` stores every record uncompressed, each tensor storage in a record of
-    exactly its size. A crafted file can deflate gigabytes into a few megabytes, or
-    declare in its pickle a storage far larger than its record; the loader would
-    allocate what is declared. The total is also capped by :func:`checkpoint_size_limit`.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            records = {record.filename: record for record in archive.infolist()}
-            pickles = [name for name in records if name.endswith("data.pkl")]
-            storages = _declared_storages(archive.read(pickles[0])) if len(pickles) == 1 else []
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, pickle.UnpicklingError) as error:
-        raise ConfigurationError(f"{path} is not a readable checkpoint (corrupt archive): {error}") from None
-    compressed = [name for name, record in records.items() if record.compress_type != zipfile.ZIP_STORED]
-    declared = sum(record.file_size for record in records.values())
-    if compressed or declared > path.stat().st_size:
-        raise ConfigurationError(
-            f"refusing to load {path}: it declares {_readable(declared)} of data in a "
-            f"{_readable(path.stat().st_size)} file ({len(compressed)} compressed records; torch.save writes "
-            "none). It was not written by torch.save; re-save the weights from a trusted copy."
-        )
-    folder = pickles[0].removesuffix("data.pkl") if pickles else ""
-    for key, size in storages:
-        record = records.get(f"{folder}data/{key}")
-        if record is None or size > record.file_size:
-            held = "no record" if record is None else f"a record of {record.file_size} bytes"
-            raise ConfigurationError(
-                f"refusing to load {path}: tensor storage {key!r} declares {size} bytes but the file has {held} "
-                "for it. It was not written by torch.save; re-save the weights from a trusted copy."
-            )
-    limit = checkpoint_size_limit()
-    if declared > limit:
-        raise ConfigurationError(
-            f"refusing to load {path}: it holds {_readable(declared)}, more than the limit of "
-            f"{_readable(limit)}; raise it with {SIZE_LIMIT_VARIABLE}=<GiB> if the file is trusted."
-        )
-
-
-SIZE_LIMIT_VARIABLE = "SELFSUP_CHECKPOINT_LIMIT_GIB"
-DEFAULT_SIZE_LIMIT_GIB = 64
-
-
-def checkpoint_size_limit() -> int:
-    """The most bytes a checkpoint may hold: ``$SELFSUP_CHECKPOINT_LIMIT_GIB`` GiB, 64 GiB by default."""
-    text = os.environ.get(SIZE_LIMIT_VARIABLE, str(DEFAULT_SIZE_LIMIT_GIB))
-    try:
-        gib = float(text)
-    except ValueError:
-        gib = float("nan")
-    if not (math.isfinite(gib) and gib > 0):
-        raise ConfigurationError(f"{SIZE_LIMIT_VARIABLE} must be a finite number of GiB > 0, got {text!r}.")
-    return int(gib * 2**30)
-
-
-def _readable(size: int) -> str:
-    for unit in ("bytes", "KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.2f} GiB"
-
-
-class _Placeholder:
-    """Stands for every class a checkpoint's pickle names: built, filled and never run."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        pass
-
-    def __setstate__(self, state) -> None:
-        pass
-
-    def __setitem__(self, key, value) -> None:
-        pass
-
-    def append(self, value) -> None:
-        pass
-
-    def extend(self, values) -> None:
-        pass
-
-
-class _StorageLister(pickle.Unpickler):
-    """Reads a ``data.pkl`` without importing or calling anything, noting each storage it declares."""
-
-    def __init__(self, stream) -> None:
-        super().__init__(stream)
-        self.storages: list[tuple[str, int]] = []
-
-    def find_class(self, module: str, name: str):
-        return type(name, (_Placeholder,), {})
-
-    def persistent_load(self, saved_id):
-        if isinstance(saved_id, tuple) and len(saved_id) == 5 and saved_id[0] == "storage":
-            _, storage_type, key, _, numel = saved_id
-            if not (isinstance(numel, int) and numel >= 0):
-                raise pickle.UnpicklingError(f"storage {key!r} declares {numel!r} elements")
-            item_size = _STORAGE_ITEM_SIZES.get(getattr(storage_type, "__name__", ""), 1)
-            self.storages.append((str(key), numel * item_size))
-        return _Placeholder()
-
-
-def _declared_storages(data_pickle: bytes) -> list[tuple[str, int]]:
-    """``(record key, bytes)`` of every tensor storage ``data_pickle`` declares."""
-    lister = _StorageLister(io.BytesIO(data_pickle))
-    lister.load()
-    return lister.storages
-
-
-_STORAGE_ITEM_SIZES = {
-    f"{name}Storage": torch.empty((), dtype=dtype).element_size()
-    for name, dtype in (
-        ("Double", torch.float64), ("Float", torch.float32), ("Half", torch.float16), ("BFloat16", torch.bfloat16),
-        ("Long", torch.int64), ("Int", torch.int32), ("Short", torch.int16), ("Char", torch.int8),
-        ("Byte", torch.uint8), ("Bool", torch.bool), ("ComplexDouble", torch.complex128),
-        ("ComplexFloat", torch.complex64),
-    )
-}  # fmt: skip
 
 
 def _own_backbone(payload: dict, path) -> tuple[str, dict, dict, dict] | None:
