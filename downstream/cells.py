@@ -9,6 +9,9 @@ A line cut short by a kill or a full disk, or any line that is not one of these,
 ignored; a full disk ends the run with :class:`~selfsup.errors.DiskFull`, the values
 already in the file kept.
 
+A trained protocol's value carries the per-example test losses of its classifier
+(``losses``, six significant digits), from which the report computes Taskonomy's affinity.
+
 Only rank 0 writes. Every rank reads the file once, when the matrix starts, and all
 read the same lines: rank 0 writes its first value only after its first Trainer has
 run, and a Trainer runs only once every rank has started (and so has read the file).
@@ -34,6 +37,7 @@ class CellStore:
     def __init__(self, path: Path, write: bool) -> None:
         self.path, self.write = path, write
         self.values: dict[str, float] = {}
+        self.losses: dict[str, list[float]] = {}
         self._ends_with_newline = True
         if path.is_file():
             text = path.read_text()
@@ -46,6 +50,8 @@ class CellStore:
                 if isinstance(entry, dict) and isinstance(entry.get("fingerprint"), str):
                     if isinstance(entry.get("value"), (int, float)) and not isinstance(entry["value"], bool):
                         self.values[entry["fingerprint"]] = float(entry["value"])
+                        if _is_list_of_numbers(entry.get("losses")):
+                            self.losses[entry["fingerprint"]] = [float(loss) for loss in entry["losses"]]
 
     def __contains__(self, key: str) -> bool:
         return key in self.values
@@ -53,13 +59,16 @@ class CellStore:
     def __getitem__(self, key: str) -> float:
         return self.values[key]
 
-    def add(self, key: str, value: float, **description) -> None:
-        """Keep ``value`` under fingerprint ``key``; write it with ``description`` (checkpoint, dataset, ...)."""
+    def add(self, key: str, value: float, losses: list[float] | None = None, **description) -> None:
+        """Keep ``value`` (and per-example ``losses``) under fingerprint ``key``; write them with ``description``."""
         self.values[key] = value
+        entry = {"fingerprint": key, **description, "value": value}
+        if losses is not None:
+            self.losses[key] = entry["losses"] = [float(f"{loss:.6g}") for loss in losses]
         if not self.write:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"fingerprint": key, **description, "value": value})
+        line = json.dumps(entry)
         try:
             with open(self.path, "a") as stream:
                 stream.write(("" if self._ends_with_newline else "\n") + line + "\n")
@@ -73,3 +82,9 @@ class CellStore:
                 "before it are kept there: free space and rerun to compute the rest."
             ) from error
         self._ends_with_newline = True
+
+
+def _is_list_of_numbers(values) -> bool:
+    return isinstance(values, list) and all(
+        isinstance(value, (int, float)) and not isinstance(value, bool) for value in values
+    )

@@ -7,7 +7,9 @@
   are frozen like the probe's backbone; per-stage learning rates give a separate
   backbone rate or layer-wise decay.
 
-Test accuracy is a torchmetrics metric, synced across ranks.
+Test accuracy is a torchmetrics metric, synced across ranks. The per-example test losses
+(cross-entropy, in dataset index order, gathered from every rank) are kept in
+``test_losses`` for Taskonomy's affinity (:mod:`downstream.transferability.affinity`).
 """
 
 import functools
@@ -21,6 +23,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from downstream.recipes import FinetuneRecipe, LinearRecipe
 from downstream.standardize import Standardization
 from selfsup.errors import ConfigurationError
+from selfsup.evaluation import gather_unique
 from selfsup.schedules import step_decay, warmup_cosine
 
 
@@ -50,6 +53,8 @@ class Classifier(pl.LightningModule):
             module.requires_grad_(False).eval()
         self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self._snapshot: dict[str, torch.Tensor] | None = None
+        self._test_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.test_losses: torch.Tensor | None = None
 
     def _frozen_modules(self) -> list[nn.Module]:
         if not self.fine_tuning:
@@ -75,9 +80,18 @@ class Classifier(pl.LightningModule):
         return loss
 
     def test_step(self, batch, batch_idx) -> None:
-        inputs, labels, _ = batch
-        self.test_accuracy.update(self(inputs).argmax(dim=1), labels)
+        inputs, labels, indices = batch
+        logits = self(inputs)
+        self.test_accuracy.update(logits.argmax(dim=1), labels)
         self.log("test/acc", self.test_accuracy, on_step=False, on_epoch=True)
+        losses = F.cross_entropy(logits.float(), labels, reduction="none")
+        self._test_outputs.append((losses[:, None], labels, indices))
+
+    def on_test_epoch_end(self) -> None:
+        losses, labels, indices = map(torch.cat, zip(*self._test_outputs))
+        self._test_outputs = []
+        losses, _ = gather_unique(losses, labels, indices)
+        self.test_losses = losses[:, 0].cpu()
 
     def on_fit_start(self) -> None:
         if not self.fine_tuning and self.recipe.check_frozen:

@@ -24,17 +24,22 @@ written. An ``output_dir`` whose report holds rows this matrix would not write a
 Protocols: ``knn`` (weighted kNN, top-1 %), ``linear`` (linear probe by SGD, top-1 %),
 ``logistic`` (logistic regression by L-BFGS on the frozen features, top-1 %),
 ``finetune`` (top-1 %), ``layerwise`` (a linear probe on every stage's pooled
-features, top-1 %), ``logme`` (LogME of the frozen features; no training). When both
-``logme`` and ``linear`` run, the table reports per dataset how well LogME ranks the
-checkpoints against the linear probe (Kendall's tau).
+features, top-1 %), ``logme`` (LogME of the frozen features; no training),
+``transferability`` (every score of :data:`downstream.transferability.SCORES` on the frozen
+features, and the seconds each took; per stage too with ``transferability.layers``). The
+report ranks the checkpoints by each score against the accuracies after training
+(Kendall's tau and weighted tau with bootstrap intervals) and, from the per-example test
+losses of the trained protocols, by Taskonomy's affinity (``docs/transferability.md``).
 """
 
 import logging
 import re
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import yaml
 from jsonargparse import CLI, ArgumentParser, get_loader, set_loader
 from pytorch_lightning.utilities import rank_zero_only
@@ -63,8 +68,8 @@ from downstream.protocols import (
     linear_on_images,
     logistic_accuracy,
 )
-from downstream.recipes import FinetuneRecipe, KNNRecipe, LinearRecipe, LogisticRecipe
-from downstream.report import TRANSFER_PREFIX, Result, write_report
+from downstream.recipes import FinetuneRecipe, KNNRecipe, LinearRecipe, LogisticRecipe, TransferabilityRecipe
+from downstream.report import Result, write_report
 from downstream.representations import (
     FEATURE_PROTOCOLS,
     Representation,
@@ -74,6 +79,7 @@ from downstream.representations import (
 )
 from downstream.splits import balanced_subset, label_fraction_subset, labels_of
 from downstream.transferability import SCORES
+from downstream.value_names import layer_score_name, score_name, seconds_name
 from selfsup.errors import ConfigurationError
 
 
@@ -91,6 +97,7 @@ def evaluate_matrix(
     linear: LinearRecipe = LinearRecipe(),
     logistic: LogisticRecipe = LogisticRecipe(),
     finetune: FinetuneRecipe = FinetuneRecipe(),
+    transferability: TransferabilityRecipe = TransferabilityRecipe(),
     hardware: Hardware = Hardware(),
     existing_results: ExistingResults = "refuse",
     wandb_project: str | None = None,
@@ -105,7 +112,7 @@ def evaluate_matrix(
         datasets: name (digits, digits_transfer, cifar10, cifar100, stl10, imagefolder) ->
             its data directory (``null`` for the embedded digits).
         protocols: which of knn, linear, logistic, logme, layerwise, finetune, transferability
-            (every score of :data:`downstream.transferability.SCORES` on the frozen features) to run.
+            (the scores of :data:`downstream.transferability.SCORES` on the frozen features) to run.
         output_dir: where cells.jsonl, results.csv, results.md and results.png are written.
         label_fraction: the class-balanced fraction of training labels used (0.01 = 1%).
         labels_per_class: instead of a fraction, this many labels per class.
@@ -128,6 +135,7 @@ def evaluate_matrix(
     if "finetune" in protocols:
         check_frozen_stages(finetune, rows)
     recipes = {"knn": knn, "linear": linear, "logistic": logistic, "layerwise": linear, "finetune": finetune}
+    scoring = transferability
     if labels_per_class is not None:
         labels, described = {"labels_per_class": labels_per_class}, f"{labels_per_class} labels per class"
     else:
@@ -139,7 +147,9 @@ def evaluate_matrix(
         check_labels(dataset, splits, label_fraction, labels_per_class, knn if "knn" in protocols else None)
     common = dict(labels=labels, precision=hardware.precision)
     cells = {
-        (row.name, dataset, seed): _fingerprints(row, dataset, datasets[dataset], seed, protocols, recipes, common)
+        (row.name, dataset, seed): _fingerprints(
+            row, dataset, datasets[dataset], seed, protocols, recipes, scoring, common
+        )
         for row in rows
         for dataset in datasets
         for seed in seeds
@@ -157,36 +167,50 @@ def evaluate_matrix(
         total=todo, desc="evaluation matrix", unit="cell", disable=rank_zero_only.rank != 0, file=sys.stderr
     )
     results: list[Result] = []
+    losses: dict[tuple[str, str, str, int], list[float]] = {}
+    all_stages = "layerwise" in protocols or ("transferability" in protocols and scoring.layers)
     for row in rows:
         for dataset, data_dir in datasets.items():
             splits, cache = None, None
             for seed in seeds:
                 values = cells[(row.name, dataset, seed)]
-                pending = list(dict.fromkeys(protocol for protocol, key in values.values() if key not in store))
+                missing = {name for name, (_, key) in values.items() if key not in store}
+                pending = list(dict.fromkeys(values[name][0] for name in missing))
                 if pending:
-                    progress.set_postfix_str(f"{row.name} on {dataset}, seed {seed}")
+                    cell_name = f"{row.name} on {dataset}, seed {seed}"
+                    progress.set_postfix_str(cell_name)
                     if splits is None and row.input_format.image_size == first_size:
                         splits = preloaded.get(dataset)
                     if splits is None:
                         splits = load_dataset(dataset, row.input_format.image_size, data_dir)
                     network = row.network(seed)
                     if cache is None or cache.network is not network:
-                        cache = FeatureCache(network, hardware, all_stages="layerwise" in protocols)
+                        cache = FeatureCache(network, hardware, all_stages=all_stages)
                     task = _task(splits, row, label_fraction, labels_per_class, seed)
-                    for name, value in _evaluate_cell(cache, task, pending, seed, recipes, hardware):
+                    cell = _evaluate_cell(cache, task, pending, missing, seed, recipes, scoring, hardware, cell_name)
+                    for name, value, example_losses in cell:
                         store.add(
-                            values[name][1], value, checkpoint=row.name, dataset=dataset, protocol=name, seed=seed
+                            values[name][1],
+                            value,
+                            example_losses,
+                            checkpoint=row.name,
+                            dataset=dataset,
+                            protocol=name,
+                            seed=seed,
                         )
                     progress.update()
-                results += [Result(row.name, dataset, name, seed, store[key]) for name, (_, key) in values.items()]
+                for name, (_, key) in values.items():
+                    results.append(Result(row.name, dataset, name, seed, store[key]))
+                    if key in store.losses:
+                        losses[(row.name, dataset, name, seed)] = store.losses[key]
         preloaded.clear()  # read for the first row; later rows of another input size read their own
     progress.close()
     if rank_zero_only.rank == 0:
-        print(write_report(results, Path(output_dir), described, wandb_project, wandb_offline))
+        print(write_report(results, Path(output_dir), described, wandb_project, wandb_offline, losses, scoring))
     return results
 
 
-def _fingerprints(row: Representation, dataset: str, data_dir, seed: int, protocols, recipes, common) -> dict:
+def _fingerprints(row: Representation, dataset: str, data_dir, seed: int, protocols, recipes, scoring, common) -> dict:
     """value name -> (protocol, fingerprint) of one cell; a fingerprint covers all that the value depends on."""
     return {
         name: (
@@ -202,7 +226,7 @@ def _fingerprints(row: Representation, dataset: str, data_dir, seed: int, protoc
             ),
         )
         for protocol in _protocols_of(row, protocols, recipes["linear"])
-        for name in _value_names(protocol, row)
+        for name in _value_names(protocol, row, scoring)
     }
 
 
@@ -213,16 +237,29 @@ def _protocols_of(row: Representation, protocols, linear: LinearRecipe) -> list[
     return [p for p in protocols if p in FEATURE_PROTOCOLS or (p == "linear" and linear.cache_features)]
 
 
-def _value_names(protocol: str, row: Representation) -> list[str]:
+def _value_names(protocol: str, row: Representation, scoring: TransferabilityRecipe) -> list[str]:
     if protocol == "layerwise":
         return [f"layer{stage}" for stage in range(1, row.stages + 1)]
     if protocol == "transferability":
-        return [f"{TRANSFER_PREFIX}{name}" for name in SCORES]
+        names = [name for score in scoring.score_names() for name in (score_name(score), seconds_name(score))]
+        if scoring.layers:  # the last stage's features are the backbone's: scored already
+            names += [layer_score_name(s, stage) for stage in range(1, row.stages) for s in scoring.score_names()]
+        return names
     return [protocol]
 
 
-def _evaluate_cell(cache: FeatureCache, task: Task, protocols: list[str], seed: int, recipes: dict, hardware):
-    """Yield ``(value name, value)`` for each protocol of ``protocols`` on one cell."""
+def _evaluate_cell(
+    cache: FeatureCache,
+    task: Task,
+    protocols: list[str],
+    missing: set[str],
+    seed: int,
+    recipes: dict,
+    scoring: TransferabilityRecipe,
+    hardware: Hardware,
+    cell_name: str,
+):
+    """Yield ``(value name, value, per-example test losses or None)`` for the ``missing`` values of one cell."""
     backbone, linear = cache.network, recipes["linear"]
     backbone.eval()
     wants_features = {"knn", "logistic", "logme", "layerwise", "transferability"} & set(protocols) or (
@@ -234,26 +271,49 @@ def _evaluate_cell(cache: FeatureCache, task: Task, protocols: list[str], seed: 
         train, test = (train_features[-1], train_labels), (test_features[-1], test_labels)
     for protocol in protocols:
         if protocol == "knn":
-            yield "knn", knn_accuracy(train, test, task.num_classes, recipes["knn"])
+            yield "knn", knn_accuracy(train, test, task.num_classes, recipes["knn"]), None
         elif protocol == "logistic":
-            yield "logistic", logistic_accuracy(train, test, task.num_classes, recipes["logistic"])
+            yield "logistic", *_trained(logistic_accuracy(train, test, task.num_classes, recipes["logistic"]))
         elif protocol == "linear" and linear.cache_features:
-            yield "linear", linear_on_features(train, test, task.num_classes, linear, hardware, seed)
+            yield "linear", *_trained(linear_on_features(train, test, task.num_classes, linear, hardware, seed))
         elif protocol == "linear":
-            yield "linear", linear_on_images(backbone, task, linear, hardware, seed)
+            yield "linear", *_trained(linear_on_images(backbone, task, linear, hardware, seed))
         elif protocol == "logme":
-            yield "logme", logme(*train)
+            yield "logme", logme(*train), None
         elif protocol == "layerwise":
             for stage, (stage_train, stage_test) in enumerate(zip(train_features, test_features), start=1):
-                accuracy = linear_on_features(
+                outcome = linear_on_features(
                     (stage_train, train_labels), (stage_test, test_labels), task.num_classes, linear, hardware, seed
                 )
-                yield f"layer{stage}", accuracy
+                yield f"layer{stage}", outcome.accuracy, None
         elif protocol == "finetune":
-            yield "finetune", fine_tune(backbone, task, recipes["finetune"], hardware, seed)
+            yield "finetune", *_trained(fine_tune(backbone, task, recipes["finetune"], hardware, seed))
         elif protocol == "transferability":
-            for name, score in SCORES.items():
-                yield f"{TRANSFER_PREFIX}{name}", score(*train)
+            for score in scoring.score_names():
+                if score_name(score) in missing or seconds_name(score) in missing:
+                    value, seconds = _timed_score(score, train_features[-1], train_labels, cell_name)
+                    yield score_name(score), value, None
+                    yield seconds_name(score), seconds, None
+                for stage, features in enumerate(train_features[:-1] if scoring.layers else [], start=1):
+                    if layer_score_name(score, stage) in missing:
+                        value, _ = _timed_score(score, features, train_labels, f"{cell_name}, stage {stage}")
+                        yield layer_score_name(score, stage), value, None
+
+
+def _trained(outcome) -> tuple[float, list[float]]:
+    return outcome.accuracy, outcome.losses.tolist()
+
+
+def _timed_score(score: str, features, labels, cell_name: str) -> tuple[float, float]:
+    """``(value, seconds)`` of one score; a score that cannot be computed on these features is NaN, said once."""
+    started = time.perf_counter()
+    try:
+        value = SCORES[score](features, labels)
+    except (ConfigurationError, np.linalg.LinAlgError) as error:
+        value = float("nan")
+        if rank_zero_only.rank == 0:
+            print(f"transferability: {score} of {cell_name} recorded as NaN: {error}", file=sys.stderr)
+    return value, time.perf_counter() - started
 
 
 def _task(splits, row: Representation, label_fraction: float, labels_per_class: int | None, seed: int) -> Task:
@@ -280,10 +340,12 @@ class EvaluateParser(ArgumentParser):
     prints alone (exit code 2); ``--help`` lists the options.
     """
 
+    command = "evaluate"
+
     def error(self, message: str, ex: Exception | None = None):
         if not self.exit_on_error:
             return super().error(message, ex)
-        raise ConfigurationError(f"{_one_line(message)} (selfsup evaluate --help lists the options)") from None
+        raise ConfigurationError(f"{_one_line(message)} (selfsup {self.command} --help lists the options)") from None
 
 
 def _one_line(message: str) -> str:

@@ -25,7 +25,7 @@ from selfsup.runtime import check_devices
 Protocol = Literal["knn", "linear", "logistic", "logme", "layerwise", "finetune", "transferability"]
 ExistingResults = Literal["refuse", "overwrite"]
 #: The report ``output_dir`` receives at the end; ``cells.jsonl`` holds the values it is built from.
-REPORT_FILES = ("results.csv", "results.md", "results.png")
+REPORT_FILES = ("results.csv", "results.md", "results.png", "transferability.png")
 CELLS_FILE = "cells.jsonl"
 #: Seeds draw torch generators and samplers; numpy, if ever seeded, takes 32 bits.
 MAX_SEED = 2**32 - 1

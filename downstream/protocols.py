@@ -26,6 +26,14 @@ from selfsup.data.datasets import IndexedDataset
 from selfsup.evaluation import weighted_knn_predict
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """A trained protocol's test top-1 (%) and its per-example test losses, in test-set order."""
+
+    accuracy: float
+    losses: torch.Tensor
+
+
 @dataclass
 class Task:
     """One backbone on one dataset: the images, the labelled training subset, the input format."""
@@ -66,21 +74,22 @@ def knn_accuracy(train, test, num_classes: int, recipe: KNNRecipe) -> float:
     return 100.0 * (predictions == test[1]).float().mean().item()
 
 
-def logistic_accuracy(train, test, num_classes: int, recipe: LogisticRecipe) -> float:
-    """Top-1 (%) of the L-BFGS logistic regression; ``train`` and ``test`` are ``(features, labels)``."""
-    predictions = LogisticRegression(num_classes, recipe).fit(*train).predict(test[0])
-    return 100.0 * (predictions == test[1]).float().mean().item()
+def logistic_accuracy(train, test, num_classes: int, recipe: LogisticRecipe) -> Outcome:
+    """The L-BFGS logistic regression; ``train`` and ``test`` are ``(features, labels)``."""
+    model = LogisticRegression(num_classes, recipe).fit(*train)
+    accuracy = 100.0 * (model.predict(test[0]) == test[1]).float().mean().item()
+    return Outcome(accuracy, model.losses(*test))
 
 
-def train_and_test(classifier: Classifier, data: EvaluationData, epochs: int, hardware: Hardware) -> float:
-    """Fit ``classifier`` for ``epochs`` and return its test top-1 (%), synced across ranks."""
+def train_and_test(classifier: Classifier, data: EvaluationData, epochs: int, hardware: Hardware) -> Outcome:
+    """Fit ``classifier`` for ``epochs``; its test top-1 (%) and per-example losses, synced across ranks."""
     trainer = hardware.trainer(max_epochs=epochs)
     trainer.fit(classifier, datamodule=data)
     (result,) = trainer.test(classifier, datamodule=data, verbose=False)
-    return 100.0 * result["test/acc"]
+    return Outcome(100.0 * result["test/acc"], classifier.test_losses)
 
 
-def linear_on_features(train, test, num_classes: int, recipe: LinearRecipe, hardware: Hardware, seed: int) -> float:
+def linear_on_features(train, test, num_classes: int, recipe: LinearRecipe, hardware: Hardware, seed: int) -> Outcome:
     """The linear probe on cached ``(features, labels)``: the backbone never runs."""
     torch.manual_seed(seed)
     standardization = Standardization.fit(train[0]) if recipe.standardize else None
@@ -91,7 +100,7 @@ def linear_on_features(train, test, num_classes: int, recipe: LinearRecipe, hard
     return train_and_test(classifier, data, recipe.epochs, hardware)
 
 
-def linear_on_images(backbone, task: Task, recipe: LinearRecipe, hardware: Hardware, seed: int) -> float:
+def linear_on_images(backbone, task: Task, recipe: LinearRecipe, hardware: Hardware, seed: int) -> Outcome:
     """The linear probe with the frozen backbone run on every batch of every epoch.
 
     The probe freezes a copy: ``backbone`` itself (its ``requires_grad`` flags, its mode)
@@ -110,7 +119,7 @@ def linear_on_images(backbone, task: Task, recipe: LinearRecipe, hardware: Hardw
     return train_and_test(classifier, data, recipe.epochs, hardware)
 
 
-def fine_tune(backbone, task: Task, recipe: FinetuneRecipe, hardware: Hardware, seed: int) -> float:
+def fine_tune(backbone, task: Task, recipe: FinetuneRecipe, hardware: Hardware, seed: int) -> Outcome:
     """Fine-tune a copy of ``backbone`` (the original is left as it was)."""
     torch.manual_seed(seed)
     augment = supervised_augmentation(task, recipe.crop_scale, recipe.flip_prob)

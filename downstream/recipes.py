@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import Literal
 
+from downstream.transferability import SCORES
 from selfsup.errors import ConfigurationError, is_finite, require
 
 
@@ -118,6 +119,52 @@ class FinetuneRecipe:
         for name in ("backbone_lr", "layer_decay"):
             value = getattr(self, name)
             require(value is None or (is_finite(value) and value > 0), f"finetune.{name}", value, "null or > 0")
+
+
+@dataclass(frozen=True)
+class TransferabilityRecipe:
+    """The ``transferability`` protocol: which scores, on which layers, and how the report ranks with them.
+
+    ``scores`` names entries of :data:`downstream.transferability.SCORES` (empty: all of them).
+    ``layers`` also scores every stage's pooled features, so the report can name each
+    checkpoint's best layer. ``rank_by`` is the score that ranks the checkpoints in the
+    report's answer to "which checkpoint?": leave-one-out kNN by default, the baseline that
+    Kornblith-style benchmarks found hardest to beat. ``bootstrap`` resamples give the 95%
+    intervals of Kendall's tau (0: no intervals).
+    """
+
+    scores: tuple[str, ...] = ()
+    layers: bool = False
+    rank_by: str = "knn_loo"
+    bootstrap: int = 1000
+
+    def __post_init__(self) -> None:
+        known = ", ".join(SCORES)
+        scores = self.scores
+        require(
+            isinstance(scores, (tuple, list)) and all(isinstance(s, str) and s in SCORES for s in scores),
+            "transferability.scores",
+            scores,
+            f"a list of scores among {known} (empty: all)",
+        )
+        require(len(set(scores)) == len(scores), "transferability.scores", scores, "a list naming each score once")
+        require(
+            self.rank_by in self.score_names(),
+            "transferability.rank_by",
+            self.rank_by,
+            f"one of the scores computed ({', '.join(self.score_names())})",
+        )
+        require(isinstance(self.layers, bool), "transferability.layers", self.layers, "true or false")
+        require(
+            _is_count(self.bootstrap, 0) and self.bootstrap <= 100_000,
+            "transferability.bootstrap",
+            self.bootstrap,
+            "an integer in [0, 100000] (resamples; 0: no intervals)",
+        )
+
+    def score_names(self) -> tuple[str, ...]:
+        """The scores to compute, in the registry's order."""
+        return tuple(name for name in SCORES if not self.scores or name in self.scores)
 
 
 def _check_training(key: str, recipe) -> None:

@@ -1,7 +1,9 @@
-"""The evaluation matrix's outputs: CSV, a markdown table, a plot, and a W&B table.
+"""The evaluation matrix's outputs: CSV, a markdown table, plots, and a W&B table.
 
 ``results.csv`` holds every value (a row per checkpoint, dataset, protocol and seed);
-the table and the plot report the mean ± sample standard deviation over the seeds.
+the table and the plot report the mean ± sample standard deviation over the seeds. When
+transferability scores ran, each dataset's table is followed by their section
+(:mod:`downstream.transferability_report`) and ``transferability.png`` plots them.
 """
 
 import csv
@@ -14,13 +16,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from scipy.stats import kendalltau, weightedtau  # noqa: E402
+from scipy.stats import kendalltau  # noqa: E402
 
+from downstream.recipes import TransferabilityRecipe  # noqa: E402
+from downstream.transferability_report import plot_scores, transferability_section  # noqa: E402
+from downstream.value_names import is_protocol_value  # noqa: E402
 from selfsup.checkpoints import atomic_write_bytes  # noqa: E402
 
 ACCURACY_PROTOCOLS = ("knn", "linear", "logistic", "finetune")
-#: Value names of the ``transferability`` protocol: ``transferability/<score>``.
-TRANSFER_PREFIX = "transferability/"
 
 
 @dataclass
@@ -33,11 +36,18 @@ class Result:
 
 
 def write_report(
-    results: list[Result], output_dir: Path, labels: str, wandb_project: str | None, wandb_offline: bool
+    results: list[Result],
+    output_dir: Path,
+    labels: str,
+    wandb_project: str | None,
+    wandb_offline: bool,
+    losses: dict | None = None,
+    scoring: TransferabilityRecipe = TransferabilityRecipe(),
 ) -> str:
-    """Write ``results.csv``, ``results.md`` and ``results.png`` into ``output_dir``; return the markdown.
+    """Write ``results.csv``, ``results.md``, ``results.png`` (and ``transferability.png``); return the markdown.
 
-    ``labels`` says how many training labels were used (for the table headings).
+    ``labels`` says how many training labels were used (for the table headings); ``losses``
+    maps ``(checkpoint, dataset, protocol, seed)`` to per-example test losses (for the affinity).
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = io.StringIO(newline="")
@@ -45,24 +55,34 @@ def write_report(
     writer.writerow([field.name for field in fields(Result)])
     writer.writerows(astuple(result) for result in results)
     atomic_write_bytes(rows.getvalue().encode(), output_dir / "results.csv")
-    table = markdown(results, labels)
+    table = markdown(results, labels, losses or {}, scoring)
     atomic_write_bytes((table + "\n").encode(), output_dir / "results.md")
     image = io.BytesIO()
     plot(results, image)
     atomic_write_bytes(image.getvalue(), output_dir / "results.png")
+    image = io.BytesIO()
+    if plot_scores(results, image):
+        atomic_write_bytes(image.getvalue(), output_dir / "transferability.png")
+    else:  # a report of this run's values only: no plot of scores it did not compute
+        (output_dir / "transferability.png").unlink(missing_ok=True)
     if wandb_project is not None:
         log_to_wandb(results, output_dir, wandb_project, wandb_offline)
     return table
 
 
-def markdown(results: list[Result], labels: str) -> str:
-    """One table per dataset: a row per checkpoint, a column per protocol, mean ± std cells; then LogME's ranking."""
+def markdown(
+    results: list[Result],
+    labels: str,
+    losses: dict | None = None,
+    scoring: TransferabilityRecipe = TransferabilityRecipe(),
+) -> str:
+    """One table per dataset: a row per checkpoint, a column per protocol, mean ± std cells; then the rankings."""
     seeds = _unique(result.seed for result in results)
     spread = f"mean ± std over seeds {seeds}" if len(seeds) > 1 else f"1 seed: {seeds[0]}"
     lines = []
     for dataset in _unique(result.dataset for result in results):
         rows = [result for result in results if result.dataset == dataset]
-        protocols = [p for p in _unique(result.protocol for result in rows) if not p.startswith(TRANSFER_PREFIX)]
+        protocols = [p for p in _unique(result.protocol for result in rows) if is_protocol_value(p)]
         logme = "; LogME: evidence per example" if "logme" in protocols else ""
         lines += [f"**{dataset}**, {labels} (top-1 %, {spread}{logme})", ""]
         lines += ["| checkpoint | " + " | ".join(protocols) + " |", "|---|" + "---:|" * len(protocols)]
@@ -72,40 +92,8 @@ def markdown(results: list[Result], labels: str) -> str:
         tau = logme_ranking(rows)
         if tau is not None:
             lines += ["", f"LogME ranks the checkpoints against the linear probe with Kendall's tau = {tau:+.2f}."]
-        lines += ["", *transferability_table(rows)]
+        lines += ["", *transferability_section(rows, losses or {}, scoring)]
     return "\n".join(lines).rstrip()
-
-
-def transferability_table(rows: list[Result]) -> list[str]:
-    """The scores of one dataset (a row per checkpoint), and how each ranks the checkpoints against training.
-
-    The reference is the first of linear, finetune, logistic, knn that ran; Kendall's tau and
-    weighted tau (which weighs agreement at the top of the ranking more) over the checkpoints'
-    means, when there are at least three.
-    """
-    scores = [name for name in _unique(result.protocol for result in rows) if name.startswith(TRANSFER_PREFIX)]
-    if not scores:
-        return []
-    checkpoints = _unique(result.checkpoint for result in rows)
-    names = [score.removeprefix(TRANSFER_PREFIX) for score in scores]
-    lines = ["Transferability scores (higher = predicted to transfer better; no training):", ""]
-    lines += ["| checkpoint | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for checkpoint in checkpoints:
-        cells = [_format("score", _values(rows, checkpoint, score)) for score in scores]
-        lines.append(f"| {checkpoint} | " + " | ".join(cells) + " |")
-    reference = next((p for p in ("linear", "finetune", "logistic", "knn") if any(r.protocol == p for r in rows)), None)
-    ranked = [c for c in checkpoints if reference and _values(rows, c, reference)]
-    if len(ranked) >= 3:
-        truth = [statistics.mean(_values(rows, c, reference)) for c in ranked]
-        agreement = []
-        for score, name in zip(scores, names):
-            predicted = [statistics.mean(_values(rows, c, score) or [float("nan")]) for c in ranked]
-            tau, weighted = kendalltau(predicted, truth).statistic, weightedtau(predicted, truth).statistic
-            agreement.append(f"{name} {tau:+.2f} ({weighted:+.2f})")
-        heading = f"Kendall's tau (weighted tau) against {reference} over {len(ranked)} rows: "
-        lines += ["", heading + ", ".join(agreement)]
-    lines.append("")
-    return lines
 
 
 def logme_ranking(rows: list[Result]) -> float | None:

@@ -12,6 +12,12 @@ means more transferable. Each module cites its paper and writes out the formula.
 - ``h_score``: H-score, Ledoit-Wolf regularised by default (:mod:`.h_score`).
 - ``gbc``: Gaussian Bhattacharyya coefficient (:mod:`.gbc`).
 - ``transrate``: TransRate (:mod:`.transrate`).
+- ``rsa``: RSA against the labels' dissimilarities (:mod:`.rsa`, whose ``rsa`` compares two models).
+
+Beside the scores, and with other inputs: Task2Vec task embeddings and distances
+(:mod:`.task2vec`), Cui et al.'s domain similarity (:mod:`.domain_similarity`, whose function
+of the same name is imported from the module), Taskonomy's affinity from per-example losses
+(:mod:`.affinity`), and how a score's ranking agrees with training (:mod:`.agreement`).
 """
 
 from collections.abc import Callable
@@ -20,11 +26,15 @@ import torch
 
 from downstream.logme import logme as _logme
 from downstream.transferability._checks import features_and_classes
+from downstream.transferability.affinity import affinity_ranking, win_rates
+from downstream.transferability.domain_similarity import earth_movers_distance
 from downstream.transferability.gbc import gbc
 from downstream.transferability.h_score import h_score
 from downstream.transferability.knn_loo import knn_loo_accuracy
 from downstream.transferability.leep import leep, nleep
 from downstream.transferability.nce import kmeans_pseudo_labels, nce, nce_from_features
+from downstream.transferability.rsa import rsa_against_labels
+from downstream.transferability.task2vec import task_distance, task_distances, task_embedding
 from downstream.transferability.transrate import transrate
 
 
@@ -42,10 +52,13 @@ SCORES: dict[str, Callable[..., float]] = {
     "h_score": h_score,
     "gbc": gbc,
     "transrate": transrate,
+    "rsa": rsa_against_labels,
 }
 
 __all__ = [
     "SCORES",
+    "affinity_ranking",
+    "earth_movers_distance",
     "gbc",
     "h_score",
     "kmeans_pseudo_labels",
@@ -55,5 +68,10 @@ __all__ = [
     "nce",
     "nce_from_features",
     "nleep",
+    "rsa_against_labels",
+    "task_distance",
+    "task_distances",
+    "task_embedding",
     "transrate",
+    "win_rates",
 ]

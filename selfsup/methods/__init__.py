@@ -1,6 +1,7 @@
 """Pretraining methods, one file each, on the shared shell :class:`PretrainMethod`."""
 
 from selfsup.methods.base import PretrainMethod
+from selfsup.methods.cpc import CPC
 from selfsup.methods.deep_infomax import DeepInfoMax
 from selfsup.methods.jigsaw import Jigsaw
 from selfsup.methods.moco import MoCo
@@ -8,4 +9,4 @@ from selfsup.methods.relative_position import RelativePosition
 from selfsup.methods.rotation import RotationPrediction
 from selfsup.methods.simclr import SimCLR
 
-__all__ = ["DeepInfoMax", "Jigsaw", "MoCo", "PretrainMethod", "RelativePosition", "RotationPrediction", "SimCLR"]
+__all__ = ["CPC", "DeepInfoMax", "Jigsaw", "MoCo", "PretrainMethod", "RelativePosition", "RotationPrediction", "SimCLR"]

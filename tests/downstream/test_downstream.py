@@ -61,8 +61,10 @@ def test_cached_and_uncached_probes_reach_the_same_accuracy():
     (test_features,), test_labels = extract(backbone, task.images("test"), CPU)
     cached = linear_on_features((train_features, train_labels), (test_features, test_labels), 10, PROBE, CPU, seed=0)
     uncached = linear_on_images(backbone, task, PROBE, CPU, seed=0)
-    assert cached == pytest.approx(uncached, abs=1e-9)
-    assert 20 < cached < 100
+    assert cached.accuracy == pytest.approx(uncached.accuracy, abs=1e-9)
+    assert 20 < cached.accuracy < 100
+    assert cached.losses.shape == (len(task.test),)
+    torch.testing.assert_close(cached.losses, uncached.losses, rtol=1e-4, atol=1e-5)
 
 
 def test_extraction_returns_every_stage_in_dataset_order():

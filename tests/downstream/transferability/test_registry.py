@@ -19,7 +19,7 @@ def blobs(separation: float, count: int = 150, dim: int = 6, seed: int = 0) -> t
 
 
 def test_the_registry_names_every_score():
-    assert set(SCORES) == {"knn_loo", "logme", "nleep", "nce", "h_score", "gbc", "transrate"}
+    assert set(SCORES) == {"knn_loo", "logme", "nleep", "nce", "h_score", "gbc", "transrate", "rsa"}
 
 
 @pytest.mark.parametrize("name", sorted(SCORES))

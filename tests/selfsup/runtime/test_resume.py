@@ -14,7 +14,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from selfsup.checkpoints import RANDOM_STATES_KEY
 from selfsup.data import DigitsDataModule
-from selfsup.methods import MoCo, SimCLR
+from selfsup.methods import CPC, MoCo, SimCLR
 from selfsup.methods.deep_infomax import DeepInfoMax
 from selfsup.methods.jigsaw import Jigsaw
 from selfsup.methods.relative_position import RelativePosition
@@ -40,6 +40,21 @@ METHODS = {
             **{**COMMON, "lr": 0.01}, estimator="dv", global_weight=0.5, prior_weight=0.1, encoding_dim=16
         ),
         dict(image_size=16, num_views=1),
+    ),
+    "cpc": (
+        lambda: CPC(
+            **COMMON,
+            grid_size=3,
+            patch_size=8,
+            patch_stride=4,
+            prediction_steps=2,
+            target_dim=16,
+            context_hidden_dim=16,
+            context_layers=2,
+            patch_jitter=1,
+            patch_flip_prob=0.5,
+        ),
+        dict(image_size=18, num_views=1),  # the 16-px grid at a random offset: more random draws to restore
     ),
 }
 EPOCHS, BATCHES = 3, 3
