@@ -203,8 +203,9 @@ def plot_scores(results, path: Path | io.BytesIO) -> bool:
             y = [_mean(values[(c, reference)]) for c in checkpoints]
             axis.scatter(x, y, s=18)
             for label, px, py in zip(checkpoints, x, y):
-                axis.annotate(label[:12], (px, py), fontsize=6, xytext=(2, 2), textcoords="offset points")
-            axis.set_title(f"{dataset}: {score}", fontsize=8)
+                axis.annotate(label[:18], (px, py), fontsize=6, xytext=(2, 2), textcoords="offset points")
+            tau = agreement([[v] for v in x], [[v] for v in y], resamples=0).tau
+            axis.set_title(f"{dataset}: {score} (tau {tau:+.2f})", fontsize=8)
             axis.tick_params(labelsize=6)
             if column == 0:
                 axis.set_ylabel(f"{reference} top-1 (%)", fontsize=7)
