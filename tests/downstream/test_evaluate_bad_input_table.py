@@ -57,6 +57,17 @@ ROWS = [
     ("linear flip above one", {"linear.flip_prob": 1.5}, 2, "linear.flip_prob"),
     ("linear caching augmented images", {"linear.augment": True}, 2, "linear.cache_features"),
     ("layerwise alone, linear batch zero", {"protocols": ["layerwise"], "linear.batch_size": 0}, 2, "linear.batch"),
+    # The transferability protocol's settings.
+    ("transferability unknown score", {"transferability.scores": ["leep2"]}, 2, "transferability.scores must be"),
+    ("transferability score twice", {"transferability.scores": ["gbc", "gbc"]}, 2, "naming each score once"),
+    ("transferability scores not a list", {"transferability.scores": "gbc"}, 2, "transferability.scores"),
+    ("transferability rank by a score not computed", {"transferability.scores": ["gbc"]}, 2, "rank_by must be one"),
+    ("transferability rank by nothing", {"transferability.rank_by": ""}, 2, "transferability.rank_by must be"),
+    ("transferability bootstrap negative", {"transferability.bootstrap": -1}, 2, "transferability.bootstrap must be"),
+    ("transferability bootstrap huge", {"transferability.bootstrap": 10**9}, 2, "transferability.bootstrap must be"),
+    ("transferability bootstrap not an integer", {"transferability.bootstrap": 2.5}, 2, "transferability.bootstrap"),
+    ("transferability layers not a boolean", {"transferability.layers": "often"}, 2, "transferability.layers"),
+    ("transferability unknown key", {"transferability.resamples": 10}, 2, "resamples"),
     # Logistic regression.
     ("logistic weight decay negative", {"logistic.weight_decay": -1}, 2, "logistic.weight_decay must be"),
     ("logistic weight decay infinite", {"logistic.weight_decay": float("inf")}, 2, "logistic.weight_decay"),
@@ -168,7 +179,7 @@ def base_config(files: Path, work: Path) -> dict:
     return {
         "checkpoints": {"a": str(files / "a.pt")},
         "datasets": {"digits": None},
-        "protocols": ["knn", "linear", "logistic", "logme", "layerwise", "finetune"],
+        "protocols": ["knn", "linear", "logistic", "logme", "layerwise", "finetune", "transferability"],
         "labels_per_class": 5,
         "seeds": [0],
         "random_init_baseline": False,
@@ -177,6 +188,7 @@ def base_config(files: Path, work: Path) -> dict:
         "linear": {"epochs": 1, "batch_size": 64, "lr": 0.1, "augment": False, "cache_features": True},
         "logistic": {"max_iter": 5},
         "finetune": {"epochs": 1, "batch_size": 64},
+        "transferability": {"layers": True, "bootstrap": 10},
         "hardware": {"accelerator": "cpu", "devices": 1, "batch_size": 256, "num_workers": 0},
     }
 
