@@ -40,6 +40,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 from jsonargparse import CLI, ArgumentParser, get_loader, set_loader
 from pytorch_lightning.utilities import rank_zero_only
@@ -79,7 +80,7 @@ from downstream.representations import (
 )
 from downstream.splits import balanced_subset, label_fraction_subset, labels_of
 from downstream.transferability import SCORES
-from downstream.value_names import layer_score_name, score_name, seconds_name
+from downstream.value_names import TRAINED_PROTOCOLS, layer_score_name, score_name, seconds_name
 from selfsup.errors import ConfigurationError
 
 
@@ -174,7 +175,8 @@ def evaluate_matrix(
             splits, cache = None, None
             for seed in seeds:
                 values = cells[(row.name, dataset, seed)]
-                missing = {name for name, (_, key) in values.items() if key not in store}
+                # A list, in the config's order: every rank must run the protocols (their Trainers) alike.
+                missing = [name for name, (protocol, key) in values.items() if not _stored(store, protocol, key)]
                 pending = list(dict.fromkeys(values[name][0] for name in missing))
                 if pending:
                     cell_name = f"{row.name} on {dataset}, seed {seed}"
@@ -300,16 +302,25 @@ def _evaluate_cell(
                         yield layer_score_name(score, stage), value, None
 
 
+def _stored(store: CellStore, protocol: str, key: str) -> bool:
+    """Whether ``store`` holds the value, and for a trained protocol its per-example losses (older cells lack them)."""
+    return key in store and (protocol not in TRAINED_PROTOCOLS or key in store.losses)
+
+
 def _trained(outcome) -> tuple[float, list[float]]:
     return outcome.accuracy, outcome.losses.tolist()
 
 
 def _timed_score(score: str, features, labels, cell_name: str) -> tuple[float, float]:
-    """``(value, seconds)`` of one score; a score that cannot be computed on these features is NaN, said once."""
+    """``(value, seconds)`` of one score; a score that cannot be computed on these features is NaN, said once.
+
+    Refused input and the numerical failures of a fit (a singular matrix, an ill-defined
+    mixture covariance: ``ValueError`` from scikit-learn) count; any other error is a bug and propagates.
+    """
     started = time.perf_counter()
     try:
         value = SCORES[score](features, labels)
-    except (ConfigurationError, np.linalg.LinAlgError) as error:
+    except (ConfigurationError, ValueError, np.linalg.LinAlgError, torch.linalg.LinAlgError) as error:
         value = float("nan")
         if rank_zero_only.rank == 0:
             print(f"transferability: {score} of {cell_name} recorded as NaN: {error}", file=sys.stderr)

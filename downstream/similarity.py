@@ -1,6 +1,5 @@
 """Which source dataset is closest to my target? Task2Vec and domain similarity between datasets.
 
-    selfsup similarity --config configs/downstream/digits_similarity.yaml
     selfsup similarity --probe runs/demo/simclr/backbone.pt --datasets '{digits: null, digits_transfer: null}'
 
 One probe network (a checkpoint entry, as in the evaluation matrix) looks at every dataset's
@@ -32,6 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from jsonargparse import CLI  # noqa: E402
+from pytorch_lightning.utilities import rank_zero_only  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from downstream.datasets import check_dataset, load_dataset  # noqa: E402
@@ -105,8 +105,8 @@ def dataset_similarity(
         "earth_movers_distance": transport,
         "domain_similarity": np.exp(-gamma * transport),
     }
-    table = _write(matrices, names, Path(output_dir))
-    print(table)
+    if rank_zero_only.rank == 0:
+        print(_write(matrices, names, Path(output_dir)))
     return matrices
 
 

@@ -29,11 +29,10 @@ import numpy as np  # noqa: E402
 from downstream.recipes import TransferabilityRecipe  # noqa: E402
 from downstream.transferability.affinity import affinity_ranking  # noqa: E402
 from downstream.transferability.agreement import agreement  # noqa: E402
-from downstream.value_names import layer_of, score_name, scored, seconds_name  # noqa: E402
+from downstream.value_names import TRAINED_PROTOCOLS, layer_of, score_name, scored, seconds_name  # noqa: E402
 
 #: The accuracies a score's ranking is judged against, in order of preference.
 REFERENCES = ("finetune", "linear", "logistic", "knn")
-TRAINED = ("finetune", "linear", "logistic")
 
 
 def references(rows) -> list[str]:
@@ -121,26 +120,35 @@ def _trust_summary(scores, judged, agreements, values, checkpoints) -> str:
     reference = judged[0]
     checked = {score: agreements[(score, reference)] for score in scores}
     rated = [score for score in scores if not math.isnan(checked[score].tau)]
-    if not rated:
-        return f"Which score to trust here: fewer than 3 checkpoints have both a score and {reference}: no ranking."
-    best = max(rated, key=lambda score: (checked[score].tau_interval[0], checked[score].tau))
-    parts = [
-        f"Which score to trust here: against {reference}, {best} ranked the {checked[best].checkpoints} "
-        f"checkpoints best (tau {_with_interval(checked[best].tau, checked[best].tau_interval)})."
-    ]
-    chance = [score for score in rated if not checked[score].interval_excludes_zero()]
-    if chance:
-        parts.append(f"No better than chance here (interval holds 0): {', '.join(chance)}.")
-    inverted = [score for score in rated if checked[score].tau_interval[1] < 0]
-    if inverted:
-        parts.append(f"Ranked against training: {', '.join(inverted)}.")
     failed = [
         score
         for score in scores
         if any(math.isnan(v) for c in checkpoints for v in values.get((c, score_name(score)), []))
     ]
-    if failed:
-        parts.append(f"Failed on some checkpoints (NaN, reason on stderr): {', '.join(failed)}.")
+    failures = f" Failed on some checkpoints (NaN, reason on stderr): {', '.join(failed)}." if failed else ""
+    if not rated:
+        return (
+            f"Which score to trust here: no score could be ranked against {reference} "
+            f"(fewer than 3 checkpoints with both, or a constant score).{failures}"
+        )
+    intervals = not math.isnan(checked[rated[0]].tau_interval[0])
+    lower = (lambda score: checked[score].tau_interval[0]) if intervals else (lambda score: checked[score].tau)
+    best = max(rated, key=lambda score: (lower(score), checked[score].tau))
+    parts = [
+        f"Which score to trust here: against {reference}, {best} ranked the {checked[best].checkpoints} "
+        f"checkpoints best (tau {_with_interval(checked[best].tau, checked[best].tau_interval)})."
+    ]
+    if intervals:
+        chance = [score for score in rated if not checked[score].interval_excludes_zero()]
+        if chance:
+            parts.append(f"No better than chance here (interval holds 0): {', '.join(chance)}.")
+        inverted = [score for score in rated if checked[score].tau_interval[1] < 0]
+        if inverted:
+            parts.append(f"Ranked against training: {', '.join(inverted)}.")
+    else:
+        parts.append("No intervals (transferability.bootstrap: 0): how far to trust it is not measured.")
+    if failures:
+        parts.append(failures.strip())
     if checked[best].checkpoints < 8:
         parts.append(
             f"With {checked[best].checkpoints} checkpoints one swapped pair moves tau by a lot: read the intervals."
@@ -150,13 +158,20 @@ def _trust_summary(scores, judged, agreements, values, checkpoints) -> str:
 
 def _affinity_table(rows, losses: dict) -> list[str]:
     """Taskonomy's affinity (eq. 6.15) of the checkpoints as sources, per trained protocol."""
-    columns = {}
-    for protocol in TRAINED:
+    columns, left_out = {}, []
+    dataset = rows[0].dataset if rows else None
+    seeds = list(dict.fromkeys(r.seed for r in rows))
+    for protocol in TRAINED_PROTOCOLS:
         per_checkpoint = {}
         for checkpoint in dict.fromkeys(r.checkpoint for r in rows):
-            seeds = [losses[key] for r in rows if (key := (checkpoint, r.dataset, protocol, r.seed)) in losses]
-            if seeds and len({len(s) for s in seeds}) == 1:
-                per_checkpoint[checkpoint] = np.mean(np.array(seeds, dtype=np.float64), axis=0)
+            per_seed = [losses[key] for seed in seeds if (key := (checkpoint, dataset, protocol, seed)) in losses]
+            if not per_seed or len({len(s) for s in per_seed}) != 1:
+                continue
+            mean = np.mean(np.array(per_seed, dtype=np.float64), axis=0)
+            if np.isfinite(mean).all():
+                per_checkpoint[checkpoint] = mean
+            else:  # a diverged classifier: its losses cannot be compared
+                left_out.append(f"{checkpoint} ({protocol})")
         if len(per_checkpoint) >= 2 and len({len(v) for v in per_checkpoint.values()}) == 1:
             ranking = affinity_ranking(np.stack(list(per_checkpoint.values())))
             columns[protocol] = dict(zip(per_checkpoint, ranking))
@@ -172,6 +187,8 @@ def _affinity_table(rows, losses: dict) -> list[str]:
     for checkpoint in dict.fromkeys(r.checkpoint for r in rows):
         cells = [f"{column[checkpoint]:.3f}" if checkpoint in column else "" for column in columns.values()]
         lines.append(f"| {checkpoint} | " + " | ".join(cells) + " |")
+    if left_out:
+        lines += ["", f"Left out, their test losses not finite: {', '.join(left_out)}."]
     lines.append("")
     return lines
 

@@ -6,6 +6,8 @@ the same score of stage k's pooled features, and ``seconds/<score>`` the time th
 
 import re
 
+#: The protocols that train a classifier and record its per-example test losses.
+TRAINED_PROTOCOLS = ("finetune", "linear", "logistic")
 SCORE_PREFIX = "transferability/"
 SECONDS_PREFIX = "seconds/"
 _LAYER = re.compile(r"^transferability/(?P<score>[a-z_0-9]+)@layer(?P<stage>\d+)$")

@@ -50,12 +50,22 @@ class _GatherWithGrad(torch.autograd.Function):
 
 @torch.no_grad()
 def gather(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``tensor`` from all ranks along dim 0, in rank order, without gradient."""
+    """Concatenate ``tensor`` from all ranks along dim 0, in rank order, without gradient.
+
+    Ranks may hold different numbers of rows (an unpadded sampler's last shard): each part
+    is padded to the longest for ``all_gather``, which needs equal shapes, and trimmed after.
+    """
     if not is_distributed():
         return tensor
-    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, tensor.contiguous())
-    return torch.cat(parts, dim=0)
+    world = dist.get_world_size()
+    sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(world)]
+    dist.all_gather(sizes, torch.tensor([tensor.shape[0]], device=tensor.device))
+    longest = int(max(size.item() for size in sizes))
+    padded = tensor.new_zeros((longest, *tensor.shape[1:]))
+    padded[: tensor.shape[0]] = tensor
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded.contiguous())
+    return torch.cat([part[: int(size.item())] for part, size in zip(parts, sizes)], dim=0)
 
 
 @torch.no_grad()

@@ -156,3 +156,17 @@ def test_a_full_disk_ends_with_disk_full_and_keeps_the_values_written_before(tmp
     assert reread.values == {"key0": 0.5, "key1": 1.5, "key2": 2.5}
     reread.add("key3", 0.25, checkpoint="a")
     assert CellStore(path, write=False).values["key3"] == 0.25
+
+
+def test_a_trained_value_cached_without_its_per_example_losses_is_computed_again(matrix, monkeypatch, tmp_path):
+    """Cells written before the losses were recorded: their logistic values come back with losses, kNN is reused."""
+    matrix()
+    path = tmp_path / "eval" / "cells.jsonl"
+    stripped = [{key: value for key, value in entry.items() if key != "losses"} for entry in lines(tmp_path)]
+    path.write_text("".join(json.dumps(entry) + "\n" for entry in stripped))
+    knn_calls, logistic_calls = counting(monkeypatch, "knn_accuracy"), counting(monkeypatch, "logistic_accuracy")
+    matrix()
+    assert (len(knn_calls), len(logistic_calls)) == (0, 4)
+    store = CellStore(path, write=False)
+    assert sum(1 for entry in lines(tmp_path) if entry["protocol"] == "logistic" and "losses" in entry) == 4
+    assert all(len(losses) == 360 for losses in store.losses.values())

@@ -15,13 +15,15 @@ def _shuffle_worker(rank, world_size, out_path):
     local = torch.arange(BATCH, dtype=torch.float32).unsqueeze(1) + 100 * rank
     shuffled, unshuffle = shuffle_across_ranks(local)
     restored = unshuffle_across_ranks(shuffled * 2, unshuffle)
-    result = {"shuffled": gather(shuffled), "restored": gather(restored)}
+    ragged = torch.arange(5 - 2 * rank, dtype=torch.float32)[:, None] + 10 * rank  # 5 rows, then 3
+    result = {"shuffled": gather(shuffled), "restored": gather(restored), "ragged": gather(ragged)}
     if rank == 0:
         torch.save(result, out_path)
 
 
 @pytest.mark.slow
-def test_shuffle_bn_permutes_across_ranks_and_restores_order(tmp_path):
+def test_shuffle_bn_permutes_across_ranks_and_restores_order_and_gather_takes_ragged_ranks(tmp_path):
+    """Also: an unpadded sampler's shards (the probes' test split) differ in length, and gather takes them."""
     run_on_two_processes(_shuffle_worker, str(tmp_path / "shuffle.pt"))
     result = torch.load(tmp_path / "shuffle.pt")
     original = torch.cat([torch.arange(BATCH) + 100 * r for r in range(2)]).float().unsqueeze(1)
@@ -30,6 +32,7 @@ def test_shuffle_bn_permutes_across_ranks_and_restores_order(tmp_path):
     rank0_slice = shuffled[:BATCH]
     assert (rank0_slice >= 100).any() and (rank0_slice < 100).any()
     torch.testing.assert_close(result["restored"], original * 2)
+    assert torch.equal(result["ragged"], torch.tensor([0.0, 1, 2, 3, 4, 10, 11, 12])[:, None])
 
 
 def _model():
