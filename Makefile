@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
-DEMO_METHODS ?= simclr moco_v2 rotation jigsaw relative_position dim cpc
+DEMO_METHODS ?= simclr moco_v2 rotation jigsaw relative_position dim cpc autoencoder
 
 .PHONY: demo test venv clean
 

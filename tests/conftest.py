@@ -5,6 +5,7 @@ import sys
 import tempfile
 
 import pytest
+import torch
 
 from tests.helpers import REPO
 
@@ -34,3 +35,12 @@ def run_cli(tmp_path):
         )
 
     return run
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: tiny nets on a busy 2-core machine spend two threads mostly waiting on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -46,7 +46,8 @@ OPTIMISER_ARGUMENTS = ("optimizer", "lr_scheduler")
 _CLAIMS: list[RunDirectoryClaim] = []
 FIT_HELP = (
     "Pretrain a backbone. A method's own arguments, described: --model.help selfsup.methods.MoCo "
-    "(SimCLR, MoCo, RotationPrediction, Jigsaw, RelativePosition, DeepInfoMax, CPC); a datamodule's: "
+    "(SimCLR, MoCo, RotationPrediction, Jigsaw, RelativePosition, DeepInfoMax, CPC, DenoisingAutoencoder); "
+    "a datamodule's: "
     "--data.help selfsup.data.DigitsDataModule; the resolved config of a run: --config FILE --print_config."
 )
 

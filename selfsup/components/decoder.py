@@ -26,9 +26,7 @@ def upsampling_steps(map_size: int, image_size: int) -> int:
 
 
 class ConvDecoder(nn.Module):
-    def __init__(
-        self, in_channels: int, steps: int, width: int, out_channels: int = 3, min_width: int = 8
-    ) -> None:
+    def __init__(self, in_channels: int, steps: int, width: int, out_channels: int = 3, min_width: int = 8) -> None:
         """A decoder of ``steps`` 2x upsampling blocks.
 
         Args:

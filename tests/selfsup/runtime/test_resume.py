@@ -14,7 +14,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from selfsup.checkpoints import RANDOM_STATES_KEY
 from selfsup.data import DigitsDataModule
-from selfsup.methods import CPC, MoCo, SimCLR
+from selfsup.methods import CPC, DenoisingAutoencoder, MoCo, SimCLR
 from selfsup.methods.deep_infomax import DeepInfoMax
 from selfsup.methods.jigsaw import Jigsaw
 from selfsup.methods.relative_position import RelativePosition
@@ -39,6 +39,10 @@ METHODS = {
         lambda: DeepInfoMax(
             **{**COMMON, "lr": 0.01}, estimator="dv", global_weight=0.5, prior_weight=0.1, encoding_dim=16
         ),
+        dict(image_size=16, num_views=1),
+    ),
+    "autoencoder": (  # greedy: stage 0, stage 1, then end to end; the resume crosses into the last phase
+        lambda: DenoisingAutoencoder(**COMMON, image_size=16, encoder_stage=1, greedy_stages=True, epochs_per_stage=1),
         dict(image_size=16, num_views=1),
     ),
     "cpc": (
