@@ -9,7 +9,7 @@ batches of views, already on the device, so that data loading is out of the pict
 * **bare**: a ``for`` loop calling the method's own ``training_step`` maths (its
   ``self.log`` calls have no trainer to log to and return at once), then
   ``zero_grad``, ``backward``, ``step`` of SGD with momentum, the schedule's step,
-  and MoCo's EMA update of the key encoder. Deep InfoMax optimises by hand; its
+  and the EMA update of any momentum target (MoCo, BYOL). Deep InfoMax optimises by hand; its
   update step is replaced by the same three calls.
 
 Images per second over the timed steps (after warm-up); the two sides alternate over
@@ -34,8 +34,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from selfsup.components.ema import ema_update
-from selfsup.methods import MoCo, SimCLR
+from selfsup.methods import AMDIM, BYOL, CPC, DenoisingAutoencoder, MoCo, MoCoV3, SimCLR
 from selfsup.methods.deep_infomax import DeepInfoMax
 from selfsup.methods.jigsaw import Jigsaw
 from selfsup.methods.relative_position import RelativePosition
@@ -49,6 +48,11 @@ METHODS = {
     "jigsaw": (Jigsaw, {"num_permutations": 100, "classifier_hidden_dim": 512}, 1, 36),
     "relative_position": (RelativePosition, {"classifier_hidden_dim": 512}, 1, 36),
     "dim": (DeepInfoMax, {"prior_weight": 0.0}, 1, 32),
+    "moco_v3": (MoCoV3, {"projection_hidden_dim": 1024, "prediction_hidden_dim": 1024}, 2, 32),
+    "byol": (BYOL, {"projection_hidden_dim": 1024, "prediction_hidden_dim": 1024}, 2, 32),
+    "cpc": (CPC, {"grid_size": 5, "patch_size": 8, "patch_stride": 4}, 1, 24),
+    "amdim": (AMDIM, {"embedding_dim": 256}, 2, 32),
+    "autoencoder": (DenoisingAutoencoder, {"image_size": 32}, 1, 32),
 }
 
 
@@ -145,9 +149,7 @@ def bare_images_per_s(method: str, batches: list, args, device) -> float:
             loss = model.training_step(batch, step)
         if loss is not None:
             update(loss)
-        if isinstance(model, MoCo):
-            ema_update(model.key_backbone, model.backbone, model.hparams.encoder_momentum)
-            ema_update(model.key_projector, model.projector, model.hparams.encoder_momentum)
+        model.update_momentum_targets(0.99)
         _synchronize(device)
         times.append(time.perf_counter())
     return args.batch_size * args.steps / (times[-1] - times[args.warmup - 1])

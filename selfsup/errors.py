@@ -50,6 +50,17 @@ def require(valid: bool, key: str, value, expected: str) -> None:
         raise ConfigurationError(f"{key} must be {expected}, got {value!r}.")
 
 
+def is_integer(value) -> bool:
+    """An ``int`` that is not a boolean (YAML's ``true`` is not a width)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def require_sizes(prefix: str, **sizes) -> None:
+    """Each of ``sizes`` (widths, counts) an integer >= 1, else one line naming ``prefix + name``."""
+    for name, value in sizes.items():
+        require(is_integer(value) and value >= 1, prefix + name, value, "an integer >= 1")
+
+
 def is_finite(value) -> bool:
     """A real number that is neither NaN nor infinite (booleans and strings are not numbers here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -56,6 +56,16 @@ def quiet_trainer(root, **overrides) -> pl.Trainer:
     return pl.Trainer(**settings)
 
 
+class RecordMetric(pl.Callback):
+    """The logged value of ``name`` after every training batch, in ``values``."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.values = name, []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.values.append(float(trainer.callback_metrics[self.name]))
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -2,7 +2,8 @@
 
 The names of ``BACKBONES`` come first; any other name is a torchvision classification
 model (:mod:`selfsup.backbones.torchvision_models`: ResNet-101, Wide ResNet, ResNeXt,
-ConvNeXt, ViT, ...). To add your own, subclass :class:`Backbone` and register a
+ConvNeXt, ViT, ...); ``vit_micro``, ``vit_small`` and ``vit_base`` are Vision Transformers of
+those sizes (:mod:`selfsup.backbones.vit`). To add your own, subclass :class:`Backbone` and register a
 constructor in ``BACKBONES``; configs and checkpoints refer to backbones by these names.
 """
 
@@ -13,7 +14,8 @@ from collections.abc import Callable
 from selfsup.backbones.base import Backbone
 from selfsup.backbones.resnet import ResNet
 from selfsup.backbones.small_conv import SmallConvNet
-from selfsup.backbones.torchvision_models import TorchvisionBackbone, torchvision_names
+from selfsup.backbones.torchvision_models import TorchvisionAdapter, TorchvisionBackbone, torchvision_names
+from selfsup.backbones.vit import VIT_SIZES, ViT
 from selfsup.errors import ConfigurationError
 
 BACKBONES: dict[str, Callable[..., Backbone]] = {
@@ -21,6 +23,7 @@ BACKBONES: dict[str, Callable[..., Backbone]] = {
     "resnet34": functools.partial(ResNet, depth=34),
     "resnet50": functools.partial(ResNet, depth=50),
     "small_conv": SmallConvNet,
+    **{name: functools.partial(ViT, **size) for name, size in VIT_SIZES.items()},
 }
 
 
@@ -47,4 +50,14 @@ def build_backbone(name: str, **kwargs) -> Backbone:
     return constructor(**kwargs)
 
 
-__all__ = ["BACKBONES", "Backbone", "ResNet", "SmallConvNet", "TorchvisionBackbone", "backbone_names", "build_backbone"]
+__all__ = [
+    "BACKBONES",
+    "Backbone",
+    "ResNet",
+    "SmallConvNet",
+    "TorchvisionAdapter",
+    "TorchvisionBackbone",
+    "ViT",
+    "backbone_names",
+    "build_backbone",
+]

@@ -32,3 +32,8 @@ class Backbone(nn.Module, abc.ABC):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_stages(images)[-1].mean(dim=(2, 3))
+
+    def forward_with_stages(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``forward``'s feature and ``forward_stages``'s maps from one pass (a ViT's feature is not a pooled map)."""
+        maps = self.forward_stages(images)
+        return maps[-1].mean(dim=(2, 3)), maps

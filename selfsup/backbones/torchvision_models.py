@@ -9,7 +9,8 @@ loads, minus its classifier).
 Stages by family (:data:`STAGE_NODES`): the four ``layerN`` of ResNets, Wide ResNets and
 ResNeXts; the four stage blocks of ConvNeXt (``features.1/3/5/7``); every encoder block
 of a Vision Transformer, whose patch tokens are laid out as a map. A ViT's feature is its
-class token after the final norm; the others average the last map.
+class token after the final norm (``pool: mean``: its patch tokens' mean); the others average
+the last map. Vision Transformers of other sizes: :mod:`selfsup.backbones.vit`.
 """
 
 import re
@@ -40,21 +41,27 @@ def torchvision_names() -> list[str]:
     ]
 
 
-class TorchvisionBackbone(Backbone):
-    def __init__(self, name: str, **kwargs) -> None:
-        """torchvision's ``name`` without its classifier; ``kwargs`` go to its builder (a ViT's ``image_size``)."""
+class TorchvisionAdapter(Backbone):
+    """A built torchvision classifier, headless, read through its ``stage_nodes`` (the shared base)."""
+
+    def __init__(self, model: nn.Module, name: str, stage_nodes: list[str], pool: str | None = None) -> None:
+        """Adopt ``model``'s modules under torchvision's names.
+
+        Args:
+            model: a torchvision classification model (its head is left out).
+            name: what the model is called in messages.
+            stage_nodes: the nodes whose outputs are the stages.
+            pool: a ViT's feature, ``cls`` (the class token after the final norm, the default) or
+                ``mean`` (the patch tokens' mean after it, as MAE evaluates); the others pool by mean.
+        """
         super().__init__()
-        stages = next((nodes for pattern, nodes in STAGE_NODES if re.fullmatch(pattern, name)), None)
-        if stages is None:
-            raise ConfigurationError(
-                f"no stage layout for torchvision model {name!r}; choose one of {torchvision_names()}."
-            )
-        try:
-            model = torchvision.models.get_model(name, weights=None, **kwargs)
-        except (TypeError, ValueError) as error:
-            raise ConfigurationError(f"torchvision model {name!r} refuses {kwargs}: {error}") from None
-        self.name, self.is_vit = name, name.startswith("vit_")
-        self.stage_nodes = stages(model)
+        self.name, self.is_vit = name, isinstance(model, torchvision.models.VisionTransformer)
+        choices = ("cls", "mean") if self.is_vit else ("mean",)
+        pool = choices[0] if pool is None else pool
+        if pool not in choices:
+            raise ConfigurationError(f"backbone {name!r} pools its feature by one of {list(choices)}, not {pool!r}.")
+        self.pool, self.stage_nodes = pool, stage_nodes
+        self.image_size = getattr(model, "image_size", None)
         for child, module in model.named_children():
             if child not in _HEADS:
                 self.add_module(child, module)
@@ -70,7 +77,7 @@ class TorchvisionBackbone(Backbone):
         self.stage_dims = tuple(stage.shape[1] for stage in maps)
         self.feature_dim = self.stage_dims[-1]
 
-    def train(self, mode: bool = True) -> "TorchvisionBackbone":
+    def train(self, mode: bool = True) -> "TorchvisionAdapter":
         """Also the extractor's mode, which picks its traced graph (torchvision traces one per mode)."""
         super().train(mode)
         self.extractor.train(mode)
@@ -82,13 +89,29 @@ class TorchvisionBackbone(Backbone):
         self.train(self.training)
 
     def forward_stages(self, images: torch.Tensor) -> list[torch.Tensor]:
-        outputs = self.extractor(images)
+        outputs = self._extract(images)
         return [self._as_map(outputs[node]) for node in self.stage_nodes]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.is_vit:
-            return self.extractor(images)["encoder.ln"][:, 0]
-        return self.forward_stages(images)[-1].mean(dim=(2, 3))
+        return self.forward_with_stages(images)[0]
+
+    def forward_with_stages(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        outputs = self._extract(images)
+        maps = [self._as_map(outputs[node]) for node in self.stage_nodes]
+        if not self.is_vit:
+            return maps[-1].mean(dim=(2, 3)), maps
+        tokens = outputs["encoder.ln"]
+        return (tokens[:, 0] if self.pool == "cls" else tokens[:, 1:].mean(dim=1)), maps
+
+    def _extract(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The nodes' outputs; a ViT's input size checked first (its position embedding fixes it)."""
+        if self.is_vit and tuple(images.shape[-2:]) != (self.image_size, self.image_size):
+            raise ConfigurationError(
+                f"the ViT backbone takes {self.image_size}x{self.image_size} images, got {images.shape[-2]}x"
+                f"{images.shape[-1]}: set model.init_args.backbone_kwargs.image_size to the size it is fed "
+                "(the data's image_size, or the tile or patch size of a method that encodes tiles)."
+            )
+        return self.extractor(images)
 
     def stage_modules(self) -> list[nn.Module]:
         return [self.get_submodule(node) for node in self.stage_nodes]
@@ -100,3 +123,18 @@ class TorchvisionBackbone(Backbone):
         patches = output[:, 1:]
         side = int(round(patches.shape[1] ** 0.5))
         return patches.transpose(1, 2).reshape(patches.shape[0], patches.shape[2], side, side)
+
+
+class TorchvisionBackbone(TorchvisionAdapter):
+    def __init__(self, name: str, pool: str | None = None, **kwargs) -> None:
+        """torchvision's ``name`` without its classifier; ``kwargs`` go to its builder (a ViT's ``image_size``)."""
+        stages = next((nodes for pattern, nodes in STAGE_NODES if re.fullmatch(pattern, name)), None)
+        if stages is None:
+            raise ConfigurationError(
+                f"no stage layout for torchvision model {name!r}; choose one of {torchvision_names()}."
+            )
+        try:
+            model = torchvision.models.get_model(name, weights=None, **kwargs)
+        except (TypeError, ValueError) as error:
+            raise ConfigurationError(f"torchvision model {name!r} refuses {kwargs}: {error}") from None
+        super().__init__(model, name, stages(model), pool)

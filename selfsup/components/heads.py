@@ -8,6 +8,8 @@ class ProjectionMLP(nn.Sequential):
 
     ``num_layers`` linear layers; every layer but the last is followed by batch norm
     (optional) and ReLU. The SimCLR paper uses hidden = feature dim, output 128.
+    ``output_batch_norm`` adds a batch norm without affine parameters after the last layer
+    (MoCo v3's projector).
     """
 
     def __init__(
@@ -17,6 +19,7 @@ class ProjectionMLP(nn.Sequential):
         output_dim: int = 128,
         num_layers: int = 2,
         batch_norm: bool = True,
+        output_batch_norm: bool = False,
     ) -> None:
         if num_layers < 1:
             raise ValueError(f"a projection head needs at least 1 layer, got {num_layers}")
@@ -28,6 +31,8 @@ class ProjectionMLP(nn.Sequential):
                 layers.append(nn.BatchNorm1d(hidden_dim))
             layers.append(nn.ReLU(inplace=True))
             width = hidden_dim
-        layers.append(nn.Linear(width, output_dim))
+        layers.append(nn.Linear(width, output_dim, bias=not output_batch_norm))
+        if output_batch_norm:
+            layers.append(nn.BatchNorm1d(output_dim, affine=False))
         super().__init__(*layers)
         self.output_dim = output_dim

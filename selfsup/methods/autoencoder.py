@@ -45,7 +45,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 
 from selfsup.components.decoder import ConvDecoder, upsampling_steps
-from selfsup.errors import ConfigurationError, is_finite, require
+from selfsup.errors import ConfigurationError, is_finite, is_integer, require, require_sizes
 from selfsup.methods.base import PretrainMethod
 from selfsup.pretext.corruption import CORRUPTIONS, Corruption, corrupt
 
@@ -105,9 +105,9 @@ class DenoisingAutoencoder(PretrainMethod):
         super().__init__(*args, **kwargs)
         key = "model.init_args."
         stages = len(self.backbone.stage_dims)
-        require(_is_int(image_size) and image_size >= 1, key + "image_size", image_size, "an integer >= 1 (pixels)")
+        require(is_integer(image_size) and image_size >= 1, key + "image_size", image_size, "an integer >= 1 (pixels)")
         require(
-            _is_int(encoder_stage) and -stages <= encoder_stage < stages,
+            is_integer(encoder_stage) and -stages <= encoder_stage < stages,
             key + "encoder_stage",
             encoder_stage,
             f"a stage of this {stages}-stage backbone, an integer in [{-stages}, {stages - 1}]",
@@ -116,7 +116,7 @@ class DenoisingAutoencoder(PretrainMethod):
         require(is_finite(mask_fraction) and 0 <= mask_fraction <= 1, key + "mask_fraction", mask_fraction, "in [0, 1]")
         require(is_finite(noise_std) and noise_std >= 0, key + "noise_std", noise_std, "a finite number >= 0")
         require(
-            _is_int(patch_size) and patch_size >= 1 and (corruption != "patch" or patch_size <= image_size),
+            is_integer(patch_size) and patch_size >= 1 and (corruption != "patch" or patch_size <= image_size),
             key + "patch_size",
             patch_size,
             f"an integer in [1, image_size={image_size}] (pixels)",
@@ -129,12 +129,12 @@ class DenoisingAutoencoder(PretrainMethod):
         ):
             require(isinstance(value, bool), key + name, value, "true or false")
         require(
-            decoder_width is None or (_is_int(decoder_width) and decoder_width >= 1),
+            decoder_width is None or (is_integer(decoder_width) and decoder_width >= 1),
             key + "decoder_width",
             decoder_width,
             "null or an integer >= 1",
         )
-        require(_is_int(epochs_per_stage) and epochs_per_stage >= 1, key + "epochs_per_stage", epochs_per_stage, ">= 1")
+        require_sizes(key, epochs_per_stage=epochs_per_stage)
         require(
             not (loss_on_corrupted_only and corruption != "gaussian" and mask_fraction == 0),
             key + "loss_on_corrupted_only",
@@ -217,7 +217,7 @@ class DenoisingAutoencoder(PretrainMethod):
         self.train_only(greedy)
 
         corrupted, mask = self.corrupt(images)
-        maps = self.backbone.forward_stages(corrupted)
+        features, maps = self.backbone.forward_with_stages(corrupted)
         reconstruction = self.decoders[str(stage)](maps[stage], images.shape[-2:])
         loss = reconstruction_loss(reconstruction, images, mask if self.hparams.loss_on_corrupted_only else None)
 
@@ -225,7 +225,7 @@ class DenoisingAutoencoder(PretrainMethod):
         if self.hparams.greedy_stages:
             logs["train/greedy_stage"] = float(-1 if greedy is None else greedy)
         self.log_dict(logs, prog_bar=True, sync_dist=True)
-        return loss + self.online_probe_step(maps[-1].mean(dim=(2, 3)), labels)
+        return loss + self.online_probe_step(features, labels)
 
     def on_train_epoch_start(self) -> None:
         """Say when a greedy phase begins (and at the start of a fit, resumed or not)."""
@@ -283,7 +283,3 @@ def _stage_map_sizes(backbone: nn.Module, image_size: int, channels: int) -> lis
     finally:
         backbone.train(was_training)
     return [int(stage_map.shape[-1]) for stage_map in maps]
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -19,6 +19,9 @@ its ``training_step``:
   NHWC activations) and ``compile_backbone`` (``torch.compile`` of the backbone's
   forward, in place, so weights and checkpoints keep their names); bf16 autocast is
   Lightning's ``trainer.precision: bf16-mixed``;
+* the momentum (EMA) targets of MoCo, BYOL and their kin: :meth:`PretrainMethod.momentum_copy`
+  makes a frozen copy of a module that follows it after every optimiser step, with one
+  momentum and one schedule per method (:func:`selfsup.schedules.cosine_momentum`);
 * a guard against a non-finite loss: all ranks agree, then either stop with a
   message naming the step (no update is made and no checkpoint written after it)
   or, with ``non_finite_loss="skip"``, skip that batch's update.
@@ -27,6 +30,7 @@ What a run does around the method (``backbone.pt``, the random generators and th
 input format in checkpoints, SLURM requeue) lives in :mod:`selfsup.runtime`.
 """
 
+import copy
 import math
 from typing import Literal
 
@@ -36,10 +40,11 @@ from torch import nn
 
 from selfsup.backbones import build_backbone
 from selfsup.checkpoints import preview_keys
+from selfsup.components.ema import ema_update
 from selfsup.components.monitors import KNNMonitor, OnlineLinearProbe, ValidationFeatures
 from selfsup.errors import ConfigurationError, NonFiniteLossError, is_finite, require
 from selfsup.optim import LARS, decay_groups
-from selfsup.schedules import scaled_learning_rate, warmup_cosine
+from selfsup.schedules import cosine_momentum, scaled_learning_rate, warmup_cosine
 
 #: The names of the validation loaders the datamodule provides for the monitors.
 KNN_BANK, KNN_QUERIES = "knn_bank", "knn_queries"
@@ -63,6 +68,7 @@ class PretrainMethod(pl.LightningModule):
         reference_batch_size: int = 256,
         weight_decay: float = 1e-6,
         momentum: float = 0.9,
+        betas: tuple[float, float] = (0.9, 0.999),
         warmup_epochs: float = 10.0,
         final_lr_fraction: float = 0.0,
         exclude_bias_and_norm: bool = True,
@@ -85,6 +91,7 @@ class PretrainMethod(pl.LightningModule):
             reference_batch_size: the batch size ``lr`` is given for.
             weight_decay: L2 decay of the weights (not biases and norms with ``exclude_bias_and_norm``).
             momentum: SGD/LARS momentum.
+            betas: AdamW's (beta1, beta2); MAE uses (0.9, 0.95).
             warmup_epochs: linear warm-up, per step, before the cosine decay.
             final_lr_fraction: the cosine ends at this fraction of the peak.
             exclude_bias_and_norm: no weight decay and no LARS adaptation for 1-d parameters.
@@ -104,6 +111,12 @@ class PretrainMethod(pl.LightningModule):
             require(is_finite(value) and value >= 0, key + name, value, "a finite number >= 0")
         require(is_finite(momentum) and 0 <= momentum < 1, key + "momentum", momentum, "in [0, 1)")
         require(
+            isinstance(betas, (list, tuple)) and len(betas) == 2 and all(is_finite(b) and 0 <= b < 1 for b in betas),
+            key + "betas",
+            betas,
+            "two numbers in [0, 1)",
+        )
+        require(
             is_finite(final_lr_fraction) and 0 <= final_lr_fraction <= 1,
             key + "final_lr_fraction",
             final_lr_fraction,
@@ -115,6 +128,57 @@ class PretrainMethod(pl.LightningModule):
         self.online_probe = OnlineLinearProbe(self.backbone.feature_dim, num_classes)
         self.knn_monitor = KNNMonitor(num_classes, knn_k, knn_temperature)
         self.validation_features = ValidationFeatures((KNN_BANK, KNN_QUERIES))
+        self._momentum_pairs: list[tuple[nn.Module, nn.Module]] = []
+        self._momentum: tuple[float, str] | None = None
+        self._last_momentum_step = 0
+
+    def momentum_copy(self, online: nn.Module, momentum: float, schedule: str = "cosine", name: str = "") -> nn.Module:
+        """A frozen copy of ``online`` that follows it by EMA after every optimiser step.
+
+        ``target <- m target + (1 - m) online`` (MoCo eq. 2, BYOL §3.1), with m = ``momentum``
+        throughout (``constant``) or rising from it to 1 along a half cosine over training
+        (``cosine``, BYOL's and DINO's). Every copy of a method shares one momentum and one
+        schedule. The copy's parameters take no gradient; its buffers (batch-norm statistics)
+        are its own. Assign the copy to an attribute, so that it is saved in checkpoints.
+
+        Args:
+            online: the module to follow.
+            momentum: m at the first step, in [0, 1].
+            schedule: ``constant`` or ``cosine``.
+            name: the config key of ``momentum`` in messages (e.g. ``target_momentum``).
+        """
+        key = "model.init_args." + (name or "momentum")
+        require(is_finite(momentum) and 0 <= momentum <= 1, key, momentum, "in [0, 1]")
+        require(schedule in ("constant", "cosine"), key + "_schedule", schedule, "constant or cosine")
+        if self._momentum not in (None, (float(momentum), schedule)):
+            raise ValueError(f"one momentum schedule per method: {self._momentum} and {(momentum, schedule)}")
+        self._momentum = (float(momentum), schedule)
+        target = copy.deepcopy(online).requires_grad_(False)
+        self._momentum_pairs.append((target, online))
+        return target
+
+    def current_momentum(self) -> float:
+        """The EMA momentum at this step (what the next update uses)."""
+        momentum, schedule = self._momentum
+        if schedule == "constant":
+            return momentum
+        return cosine_momentum(self.trainer.global_step, self.trainer.estimated_stepping_batches, momentum)
+
+    def on_train_start(self) -> None:
+        self._last_momentum_step = self.trainer.global_step
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        """The momentum targets' EMA after every optimiser step (once per accumulated batch group)."""
+        if not self._momentum_pairs or self.trainer.global_step == self._last_momentum_step:
+            return
+        self._last_momentum_step = self.trainer.global_step
+        self.update_momentum_targets(self.current_momentum())
+
+    @torch.no_grad()
+    def update_momentum_targets(self, momentum: float) -> None:
+        """``target <- m target + (1 - m) online`` for every copy made by :meth:`momentum_copy`."""
+        for target, online in self._momentum_pairs:
+            ema_update(target, online, momentum)
 
     def setup(self, stage: str) -> None:
         batch_size = self._per_device_batch_size() if stage == "fit" else None
@@ -214,7 +278,7 @@ class PretrainMethod(pl.LightningModule):
         if hparams.optimizer == "sgd":
             optimizer = torch.optim.SGD(_without_lars_flag(groups), lr=lr, momentum=hparams.momentum)
         elif hparams.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(_without_lars_flag(groups), lr=lr)
+            optimizer = torch.optim.AdamW(_without_lars_flag(groups), lr=lr, betas=tuple(hparams.betas))
         else:
             optimizer = LARS(groups, lr=lr, momentum=hparams.momentum)
 

@@ -105,9 +105,8 @@ class DeepInfoMax(PretrainMethod):
 
     def training_step(self, batch, batch_idx):
         views, labels = batch
-        maps = self.backbone.forward_stages(views[0])
+        features, maps = self.backbone.forward_with_stages(views[0])
         local_map = maps[self.hparams.local_stage]
-        features = maps[-1].mean(dim=(2, 3))
         encoding = self.encoding_head(features)
         hparams, logs, objective = self.hparams, {}, 0.0
 

@@ -17,21 +17,18 @@ cosine schedule):
 and averages the two losses (solo-learn's "MoCo v2+").
 """
 
-import copy
 from typing import Literal
 
 import torch
 from torch import nn
 
-from selfsup.components.ema import ema_update
 from selfsup.components.heads import ProjectionMLP
 from selfsup.components.key_queue import KeyQueue
 from selfsup.components.split_batch_norm import use_split_batch_norm
 from selfsup.distributed import gather, is_distributed, shuffle_across_ranks, unshuffle_across_ranks
-from selfsup.errors import ConfigurationError, is_finite, require
+from selfsup.errors import ConfigurationError, require
 from selfsup.losses import InfoNCELoss
 from selfsup.methods.base import PretrainMethod
-from selfsup.schedules import cosine_momentum
 
 
 class MoCo(PretrainMethod):
@@ -74,12 +71,6 @@ class MoCo(PretrainMethod):
             projection_hidden_dim,
             "null or >= 1",
         )
-        require(
-            is_finite(encoder_momentum) and 0 <= encoder_momentum <= 1,
-            key + "encoder_momentum",
-            encoder_momentum,
-            "in [0, 1] (0.999 in the paper)",
-        )
         require(split_bn_groups >= 1, key + "split_bn_groups", split_bn_groups, ">= 1")
         feature_dim = self.backbone.feature_dim
         if projection == "linear":
@@ -90,11 +81,11 @@ class MoCo(PretrainMethod):
             )
         if split_bn_groups > 1:
             use_split_batch_norm(self.backbone, split_bn_groups)
-        self.key_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
-        self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        momentum = dict(momentum=encoder_momentum, schedule=encoder_momentum_schedule, name="encoder_momentum")
+        self.key_backbone = self.momentum_copy(self.backbone, **momentum)
+        self.key_projector = self.momentum_copy(self.projector, **momentum)
         self.queue = KeyQueue(queue_size, projection_dim)
         self.criterion = InfoNCELoss(temperature)
-        self._last_ema_step = 0
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
@@ -138,20 +129,3 @@ class MoCo(PretrainMethod):
             keys = self.key_projector(self.key_backbone(images[permutation]))
             return keys[torch.argsort(permutation)]
         return self.key_projector(self.key_backbone(images))
-
-    def on_train_start(self) -> None:
-        self._last_ema_step = self.trainer.global_step
-
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        """Eq. (2) after every optimiser step (once per accumulated batch group)."""
-        if self.trainer.global_step == self._last_ema_step:
-            return
-        self._last_ema_step = self.trainer.global_step
-        ema_update(self.key_backbone, self.backbone, self.current_encoder_momentum())
-        ema_update(self.key_projector, self.projector, self.current_encoder_momentum())
-
-    def current_encoder_momentum(self) -> float:
-        base = self.hparams.encoder_momentum
-        if self.hparams.encoder_momentum_schedule == "constant":
-            return base
-        return cosine_momentum(self.trainer.global_step, self.trainer.estimated_stepping_batches, base)

@@ -1,5 +1,7 @@
 """The pieces of MoCo on their own: key queue, momentum update, split batch norm."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -41,6 +43,19 @@ def test_ema_update_is_m_times_target_plus_one_minus_m_times_online():
     ema_update(target, online, 0.9)
     for param, value in zip(target.parameters(), expected):
         torch.testing.assert_close(param.detach(), value)
+
+
+def test_ema_update_copies_a_frozen_online_parameter_exactly():
+    torch.manual_seed(0)
+    online = nn.Linear(3, 2)
+    target = copy.deepcopy(online)
+    online.bias.requires_grad_(False)
+    with torch.no_grad():
+        online.weight.add_(1.0)
+    for _ in range(5):
+        ema_update(target, online, 0.3)
+    assert torch.equal(target.bias, online.bias)  # averaging equal values would drift by rounding
+    assert not torch.equal(target.weight, online.weight)
 
 
 def test_split_batch_norm_normalises_each_interleaved_group_on_its_own():

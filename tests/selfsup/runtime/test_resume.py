@@ -14,7 +14,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from selfsup.checkpoints import RANDOM_STATES_KEY
 from selfsup.data import DigitsDataModule
-from selfsup.methods import CPC, DenoisingAutoencoder, MoCo, SimCLR
+from selfsup.methods import AMDIM, BYOL, CPC, MAE, DenoisingAutoencoder, MoCo, MoCoV3, SimCLR
 from selfsup.methods.deep_infomax import DeepInfoMax
 from selfsup.methods.jigsaw import Jigsaw
 from selfsup.methods.relative_position import RelativePosition
@@ -26,6 +26,26 @@ COMMON = dict(backbone="small_conv", backbone_kwargs={"width": 8}, warmup_epochs
 METHODS = {
     "simclr": (lambda: SimCLR(**COMMON, projection_dim=16), dict(image_size=16)),
     "moco": (lambda: MoCo(**COMMON, queue_size=64, projection_dim=16, split_bn_groups=2), dict(image_size=16)),
+    "mae": (  # the random masks: torch's generator, restored from the checkpoint
+        lambda: MAE(
+            **{**COMMON, "backbone": "vit_micro", "backbone_kwargs": {"num_layers": 2}, "lr": 1e-3},
+            decoder_dim=32,
+            decoder_depth=1,
+            decoder_heads=4,
+            optimizer="adamw",
+        ),
+        dict(image_size=16, num_views=1),
+    ),
+    "moco_v3": (  # a ViT: the momentum encoder, the cosine momentum's step
+        lambda: MoCoV3(
+            **{**COMMON, "backbone": "vit_micro", "backbone_kwargs": {"num_layers": 2}},
+            projection_hidden_dim=32,
+            projection_dim=16,
+            prediction_hidden_dim=32,
+            freeze_patch_embedding=True,
+        ),
+        dict(image_size=16),
+    ),
     "rotation": (lambda: RotationPrediction(**COMMON), dict(image_size=16, num_views=1)),
     "jigsaw": (
         lambda: Jigsaw(**COMMON, num_permutations=10, classifier_hidden_dim=32),
@@ -40,6 +60,14 @@ METHODS = {
             **{**COMMON, "lr": 0.01}, estimator="dv", global_weight=0.5, prior_weight=0.1, encoding_dim=16
         ),
         dict(image_size=16, num_views=1),
+    ),
+    "amdim": (  # the 5t5 source locations are random draws to restore
+        lambda: AMDIM(**{**COMMON, "lr": 0.01}, optimizer="adamw", embedding_dim=16, score_clip=2.0),
+        dict(image_size=16),
+    ),
+    "byol": (  # the target network and the cosine momentum's step
+        lambda: BYOL(**COMMON, projection_hidden_dim=32, projection_dim=16, prediction_hidden_dim=32),
+        dict(image_size=16),
     ),
     "autoencoder": (  # greedy: stage 0, stage 1, then end to end; the resume crosses into the last phase
         lambda: DenoisingAutoencoder(**COMMON, image_size=16, encoder_stage=1, greedy_stages=True, epochs_per_stage=1),
