@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
-DEMO_METHODS ?= simclr moco_v2 moco_v3 byol rotation jigsaw relative_position dim cpc amdim autoencoder
+DEMO_METHODS ?= simclr moco_v2 moco_v3 byol rotation jigsaw relative_position dim cpc amdim mae autoencoder
 
 .PHONY: demo test venv clean
 

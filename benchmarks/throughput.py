@@ -34,7 +34,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from selfsup.methods import AMDIM, BYOL, CPC, DenoisingAutoencoder, MoCo, MoCoV3, SimCLR
+from selfsup.methods import AMDIM, BYOL, CPC, MAE, DenoisingAutoencoder, MoCo, MoCoV3, SimCLR
 from selfsup.methods.deep_infomax import DeepInfoMax
 from selfsup.methods.jigsaw import Jigsaw
 from selfsup.methods.relative_position import RelativePosition
@@ -50,9 +50,15 @@ METHODS = {
     "dim": (DeepInfoMax, {"prior_weight": 0.0}, 1, 32),
     "moco_v3": (MoCoV3, {"projection_hidden_dim": 1024, "prediction_hidden_dim": 1024}, 2, 32),
     "byol": (BYOL, {"projection_hidden_dim": 1024, "prediction_hidden_dim": 1024}, 2, 32),
-    "cpc": (CPC, {"grid_size": 5, "patch_size": 8, "patch_stride": 4}, 1, 24),
+    "cpc": (CPC, {"grid_size": 5, "patch_size": 8, "patch_stride": 4, "prediction_steps": 3}, 1, 24),
     "amdim": (AMDIM, {"embedding_dim": 256}, 2, 32),
     "autoencoder": (DenoisingAutoencoder, {"image_size": 32}, 1, 32),
+    "mae": (
+        MAE,
+        {"backbone": "vit_micro", "backbone_kwargs": {"image_size": 32}, "decoder_dim": 64, "decoder_heads": 4},
+        1,
+        32,
+    ),
 }
 
 
@@ -77,16 +83,15 @@ class StepClock(pl.Callback):
 def build(method: str, args) -> pl.LightningModule:
     method_class, kwargs, _, _ = METHODS[method]
     torch.manual_seed(0)
-    model = method_class(
+    settings = dict(
         backbone=args.backbone,
         backbone_kwargs={"width": args.width} if args.backbone == "small_conv" else {"cifar_stem": True},
         lr=0.1,
         warmup_epochs=0,
         channels_last=args.channels_last,
         compile_backbone=args.compile,
-        **kwargs,
     )
-    return model
+    return method_class(**{**settings, **kwargs})  # a method's own backbone (MAE's ViT) replaces --backbone
 
 
 def make_batches(method: str, args, device) -> list:

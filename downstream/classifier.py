@@ -3,9 +3,11 @@
 * Linear probe: the backbone is frozen and stays in eval mode (its batch-norm
   statistics do not move even though Lightning calls ``train()``); with cached features
   the backbone is ``nn.Identity`` and the inputs are the features.
-* Fine-tuning: the backbone trains, except its first ``frozen_stages`` stages, which
-  are frozen like the probe's backbone; per-stage learning rates give a separate
-  backbone rate or layer-wise decay.
+* Fine-tuning: the backbone trains, except its stem and first ``frozen_stages`` stages
+  when that is above 0, which are frozen like the probe's backbone; per-stage learning
+  rates give a separate backbone rate or layer-wise decay. The stages' parameters are
+  :meth:`selfsup.backbones.Backbone.parameter_groups`, so parameters outside every stage
+  module (a ViT's class token, position embedding, final norm) train too.
 
 Test accuracy is a torchmetrics metric, synced across ranks. The per-example test losses
 (cross-entropy, in dataset index order, gathered from every rank) are kept in
@@ -51,6 +53,8 @@ class Classifier(pl.LightningModule):
         self.backbone.train(self.fine_tuning).requires_grad_(self.fine_tuning)
         for module in self.frozen:
             module.requires_grad_(False).eval()
+        for parameter in self._frozen_parameters():
+            parameter.requires_grad_(False)
         self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self._snapshot: dict[str, torch.Tensor] | None = None
         self._test_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -63,6 +67,13 @@ class Classifier(pl.LightningModule):
         if not 0 <= frozen <= len(stages):
             raise ConfigurationError(f"finetune.frozen_stages must lie in [0, {len(stages)}], got {frozen}.")
         return self.backbone.stem_modules() + stages[:frozen] if frozen else []
+
+    def _frozen_parameters(self) -> list[nn.Parameter]:
+        """With ``frozen_stages`` k: the stem's parameters and the first k stages' (outside any module too)."""
+        if not self.fine_tuning or not self.recipe.frozen_stages:
+            return []
+        stem, stages = self.backbone.parameter_groups()
+        return stem + [p for stage in stages[: self.recipe.frozen_stages] for p in stage]
 
     def train(self, mode: bool = True) -> "Classifier":
         super().train(mode)
@@ -124,15 +135,14 @@ class Classifier(pl.LightningModule):
     def _backbone_groups(self) -> list[dict]:
         """Stage s of S trains at backbone_lr x layer_decay^(S - s); the stem one step lower."""
         recipe = self.recipe
-        stages = self.backbone.stage_modules()
+        stem, stages = self.backbone.parameter_groups()
         base_lr = recipe.backbone_lr if recipe.backbone_lr is not None else recipe.lr
         decay = recipe.layer_decay if recipe.layer_decay is not None else 1.0
         groups = [
-            {"params": list(stage.parameters()), "lr": base_lr * decay ** (len(stages) - index)}
+            {"params": stage, "lr": base_lr * decay ** (len(stages) - index)}
             for index, stage in enumerate(stages)
             if index >= recipe.frozen_stages
         ]
         if recipe.frozen_stages == 0:
-            stem = nn.ModuleList(self.backbone.stem_modules())
-            groups.append({"params": list(stem.parameters()), "lr": base_lr * decay ** (len(stages) + 1)})
+            groups.append({"params": stem, "lr": base_lr * decay ** (len(stages) + 1)})
         return [group for group in groups if group["params"]]

@@ -82,7 +82,7 @@ def markdown(
     lines = []
     for dataset in _unique(result.dataset for result in results):
         rows = [result for result in results if result.dataset == dataset]
-        protocols = [p for p in _unique(result.protocol for result in rows) if is_protocol_value(p)]
+        protocols = _columns([p for p in _unique(result.protocol for result in rows) if is_protocol_value(p)])
         logme = "; LogME: evidence per example" if "logme" in protocols else ""
         lines += [f"**{dataset}**, {labels} (top-1 %, {spread}{logme})", ""]
         lines += ["| checkpoint | " + " | ".join(protocols) + " |", "|---|" + "---:|" * len(protocols)]
@@ -94,6 +94,23 @@ def markdown(
             lines += ["", f"LogME ranks the checkpoints against the linear probe with Kendall's tau = {tau:+.2f}."]
         lines += ["", *transferability_section(rows, losses or {}, scoring)]
     return "\n".join(lines).rstrip()
+
+
+def _columns(protocols: list[str]) -> list[str]:
+    """The protocols in order of appearance, the layer-wise probe's ``layer<k>`` together by k where the first is.
+
+    Backbones with more stages (a ViT's blocks) add layers after the other protocols' columns.
+    """
+    layers = sorted((p for p in protocols if _is_layer(p)), key=lambda p: int(p[5:]))
+    if not layers:
+        return protocols
+    first = next(index for index, p in enumerate(protocols) if _is_layer(p))
+    others = [p for p in protocols if not _is_layer(p)]
+    return others[:first] + layers + others[first:]
+
+
+def _is_layer(protocol: str) -> bool:
+    return protocol.startswith("layer") and protocol[5:].isdigit()
 
 
 def logme_ranking(rows: list[Result]) -> float | None:

@@ -30,6 +30,30 @@ class Backbone(nn.Module, abc.ABC):
         inside = {id(module) for stage in self.stage_modules() for module in stage.modules()}
         return [child for child in self.children() if not any(id(module) in inside for module in child.modules())]
 
+    def parameter_groups(self) -> tuple[list[nn.Parameter], list[list[nn.Parameter]]]:
+        """The stem's parameters and each stage's: every parameter in exactly one group.
+
+        A parameter outside every stage module joins the stage that follows it in
+        registration order: before the first stage it is the stem's (a ViT's class token,
+        patch projection and position embedding), between two stages the next one's
+        (ConvNeXt's downsampling layers), after the last stage the last one's (a ViT's
+        final norm). Fine-tuning freezes and decays the learning rate by these groups.
+        """
+        owner = {id(p): index for index, stage in enumerate(self.stage_modules()) for p in stage.parameters()}
+        stem: list[nn.Parameter] = []
+        stages: list[list[nn.Parameter]] = [[] for _ in self.stage_modules()]
+        waiting: list[nn.Parameter] = []
+        for parameter in self.parameters():
+            index = owner.get(id(parameter))
+            if index is None:
+                waiting.append(parameter)
+                continue
+            (stem if not any(stages) else stages[index]).extend(waiting)
+            waiting = []
+            stages[index].append(parameter)
+        stages[-1].extend(waiting)
+        return stem, stages
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_stages(images)[-1].mean(dim=(2, 3))
 

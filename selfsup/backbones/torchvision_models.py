@@ -52,7 +52,7 @@ class TorchvisionAdapter(Backbone):
             name: what the model is called in messages.
             stage_nodes: the nodes whose outputs are the stages.
             pool: a ViT's feature, ``cls`` (the class token after the final norm, the default) or
-                ``mean`` (the patch tokens' mean after it, as MAE evaluates); the others pool by mean.
+                ``mean`` (the mean of the patch tokens after that norm); the others pool by mean.
         """
         super().__init__()
         self.name, self.is_vit = name, isinstance(model, torchvision.models.VisionTransformer)

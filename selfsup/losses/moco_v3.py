@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfsup.distributed import gather, rank
+from selfsup.distributed import gather, rank, world_size
 from selfsup.errors import ConfigurationError, is_finite
 from selfsup.losses.nt_xent import unit_rows
 
@@ -39,6 +39,11 @@ class MoCoV3Loss(nn.Module):
         if queries.shape != keys.shape or queries.ndim != 2:
             raise ValueError(f"queries {tuple(queries.shape)} and keys {tuple(keys.shape)} must be (n, D)")
         queries, all_keys = unit_rows(queries), unit_rows(gather(keys.detach()))
+        if len(all_keys) != world_size() * len(queries):
+            raise ValueError(
+                f"every rank must hold the same number of images ({len(queries)} here, {len(all_keys)} in all): "
+                "the training loader drops the last incomplete batch"
+            )
         logits = queries @ all_keys.T / self.temperature
         labels = rank() * len(queries) + torch.arange(len(queries), device=queries.device)
         return 2 * self.temperature * F.cross_entropy(logits, labels)

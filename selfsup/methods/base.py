@@ -20,7 +20,7 @@ its ``training_step``:
   forward, in place, so weights and checkpoints keep their names); bf16 autocast is
   Lightning's ``trainer.precision: bf16-mixed``;
 * the momentum (EMA) targets of MoCo, BYOL and their kin: :meth:`PretrainMethod.momentum_copy`
-  makes a frozen copy of a module that follows it after every optimiser step, with one
+  makes a frozen copy of a module that follows it right after every optimiser step, with one
   momentum and one schedule per method (:func:`selfsup.schedules.cosine_momentum`);
 * a guard against a non-finite loss: all ranks agree, then either stop with a
   message naming the step (no update is made and no checkpoint written after it)
@@ -130,7 +130,6 @@ class PretrainMethod(pl.LightningModule):
         self.validation_features = ValidationFeatures((KNN_BANK, KNN_QUERIES))
         self._momentum_pairs: list[tuple[nn.Module, nn.Module]] = []
         self._momentum: tuple[float, str] | None = None
-        self._last_momentum_step = 0
 
     def momentum_copy(self, online: nn.Module, momentum: float, schedule: str = "cosine", name: str = "") -> nn.Module:
         """A frozen copy of ``online`` that follows it by EMA after every optimiser step.
@@ -158,21 +157,24 @@ class PretrainMethod(pl.LightningModule):
         return target
 
     def current_momentum(self) -> float:
-        """The EMA momentum at this step (what the next update uses)."""
+        """The momentum of this step's EMA update: the schedule at the step count once this step is done."""
         momentum, schedule = self._momentum
         if schedule == "constant":
             return momentum
-        return cosine_momentum(self.trainer.global_step, self.trainer.estimated_stepping_batches, momentum)
+        return cosine_momentum(self.trainer.global_step + 1, self.trainer.estimated_stepping_batches, momentum)
 
-    def on_train_start(self) -> None:
-        self._last_momentum_step = self.trainer.global_step
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        """The optimiser's step, then the momentum targets' EMA.
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        """The momentum targets' EMA after every optimiser step (once per accumulated batch group)."""
-        if not self._momentum_pairs or self.trainer.global_step == self._last_momentum_step:
-            return
-        self._last_momentum_step = self.trainer.global_step
-        self.update_momentum_targets(self.current_momentum())
+        Here, not in a batch-end hook: callbacks' batch-end hooks run before the module's, so a
+        checkpoint saved there (every N steps, SLURM's requeue) would hold the targets of the
+        step before. Lightning calls this once per real step (not while accumulating). A method
+        that optimises by hand (``automatic_optimization = False``) calls
+        :meth:`update_momentum_targets` itself.
+        """
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        if self._momentum_pairs:
+            self.update_momentum_targets(self.current_momentum())
 
     @torch.no_grad()
     def update_momentum_targets(self, momentum: float) -> None:
@@ -238,6 +240,8 @@ class PretrainMethod(pl.LightningModule):
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        if self._momentum_pairs:
+            self.log("train/momentum", self.current_momentum(), on_step=True, on_epoch=False)
 
     def on_validation_epoch_start(self) -> None:
         self.validation_features.reset()

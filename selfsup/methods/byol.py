@@ -64,7 +64,6 @@ class BYOL(PretrainMethod):
         (view, other_view), labels = batch
         loss, features = self.byol_objective(view, other_view)
         self.log("train/byol_loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
-        self.log("train/target_momentum", self.current_momentum(), on_step=True, on_epoch=False)
         return loss + self.online_probe_step(features, labels)
 
     def byol_objective(self, view: torch.Tensor, other_view: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -64,6 +64,12 @@ class MAE(PretrainMethod):
         )
         self.patch_size = self.backbone.conv_proj.kernel_size[0]
         num_patches = (self.backbone.image_size // self.patch_size) ** 2
+        require(
+            round(num_patches * mask_ratio) >= 1,
+            key + "mask_ratio",
+            mask_ratio,
+            f"large enough to mask at least one of the {num_patches} patches (above {0.5 / num_patches:.3g})",
+        )
         self.decoder = MAEDecoder(
             self.backbone.feature_dim,
             num_patches,

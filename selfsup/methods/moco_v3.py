@@ -11,9 +11,10 @@ ICCV 2021, Algorithm 1. For a minibatch of images:
     f_k <- m f_k + (1 - m) f_q          m: 0.99 -> 1 on a cosine
 
 The keys are those of the other images of the same (global) batch: no queue
-(:class:`selfsup.losses.moco_v3.MoCoV3Loss`). The projector has three layers and the
-predictor two, batch norm after every hidden layer and, in the projector, after the output
-(without affine parameters), 4096 -> 256 in the paper. ``freeze_patch_embedding`` keeps a
+(:class:`selfsup.losses.moco_v3.MoCoV3Loss`). The projector has three layers for a ViT (two
+for a ResNet in the public code: ``projection_layers``) and the predictor two, batch norm
+after every hidden layer and, in the projector, after the output (without affine
+parameters), 4096 -> 256 in the paper. ``freeze_patch_embedding`` keeps a
 ViT's random patch projection fixed, the paper's remedy for its training instability (§4.2).
 The momentum encoder follows the shell's one EMA schedule (:meth:`PretrainMethod.momentum_copy`).
 """
@@ -34,6 +35,7 @@ class MoCoV3(PretrainMethod):
         *args,
         projection_hidden_dim: int = 4096,
         projection_dim: int = 256,
+        projection_layers: int = 3,
         prediction_hidden_dim: int = 4096,
         temperature: float = 0.2,
         encoder_momentum: float = 0.99,
@@ -44,8 +46,9 @@ class MoCoV3(PretrainMethod):
         """MoCo v3's heads, momentum encoder and loss.
 
         Args:
-            projection_hidden_dim: hidden width of the 3-layer projector (the paper: 4096).
+            projection_hidden_dim: hidden width of the projector (the paper: 4096).
             projection_dim: the width of queries and keys (256).
+            projection_layers: the projector's linear layers (the public code: 3 for ViTs, 2 for ResNets).
             prediction_hidden_dim: hidden width of the 2-layer predictor (4096).
             temperature: tau of the contrastive loss (0.2 for ViTs, 1.0 for ResNet-50).
             encoder_momentum: m at the first step (0.99).
@@ -59,6 +62,7 @@ class MoCoV3(PretrainMethod):
             projection_hidden_dim=projection_hidden_dim,
             projection_dim=projection_dim,
             prediction_hidden_dim=prediction_hidden_dim,
+            projection_layers=projection_layers,
         )
         require(is_finite(temperature) and temperature > 0, key + "temperature", temperature, "a finite number > 0")
         if freeze_patch_embedding:
@@ -71,7 +75,7 @@ class MoCoV3(PretrainMethod):
             self.backbone.conv_proj.requires_grad_(False)
         feature_dim = self.backbone.feature_dim
         self.projector = ProjectionMLP(
-            feature_dim, projection_hidden_dim, projection_dim, num_layers=3, output_batch_norm=True
+            feature_dim, projection_hidden_dim, projection_dim, num_layers=projection_layers, output_batch_norm=True
         )
         self.predictor = ProjectionMLP(projection_dim, prediction_hidden_dim, projection_dim)
         momentum = dict(momentum=encoder_momentum, schedule=encoder_momentum_schedule, name="encoder_momentum")
@@ -83,7 +87,6 @@ class MoCoV3(PretrainMethod):
         (view_1, view_2), labels = batch
         loss, features = self.moco_v3_objective(view_1, view_2)
         self.log("train/moco_v3_loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
-        self.log("train/encoder_momentum", self.current_momentum(), on_step=True, on_epoch=False)
         return loss + self.online_probe_step(features, labels)
 
     def moco_v3_objective(self, view_1: torch.Tensor, view_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

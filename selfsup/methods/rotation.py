@@ -15,7 +15,7 @@ transfer best.
 import torch.nn.functional as F
 
 from selfsup.components.heads import ProjectionMLP
-from selfsup.errors import require
+from selfsup.errors import is_integer, require, require_sizes
 from selfsup.methods.base import PretrainMethod
 from selfsup.pretext import rotate_batch
 
@@ -31,12 +31,12 @@ class RotationPrediction(PretrainMethod):
         super().__init__(*args, **kwargs)
         stages = len(self.backbone.stage_dims)
         require(
-            head_stage is None or (isinstance(head_stage, int) and -stages <= head_stage < stages),
+            head_stage is None or (is_integer(head_stage) and -stages <= head_stage < stages),
             "model.init_args.head_stage",
             head_stage,
             f"null or a stage of this {stages}-stage backbone, in [{-stages}, {stages - 1}]",
         )
-        require(head_hidden_dim >= 1, "model.init_args.head_hidden_dim", head_hidden_dim, ">= 1")
+        require_sizes("model.init_args.", head_hidden_dim=head_hidden_dim)
         width = self.backbone.feature_dim if head_stage is None else self.backbone.stage_dims[head_stage]
         self.rotation_head = ProjectionMLP(width, head_hidden_dim, output_dim=4)
 

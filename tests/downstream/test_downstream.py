@@ -112,6 +112,33 @@ def test_layer_wise_decay_gives_each_stage_its_learning_rate():
     assert not stem_and_layer1 & {id(p) for group in optimizer.param_groups for p in group["params"]}
 
 
+@pytest.mark.parametrize("name", ["vit_micro", "convnext_tiny"])
+def test_fine_tuning_trains_every_backbone_parameter_including_those_outside_the_stages(name):
+    """A ViT's class token, position embedding and final norm, ConvNeXt's stem and downsampling layers."""
+    backbone = build_backbone(name)
+    stem, stages = backbone.parameter_groups()
+    groups = [stem, *stages]
+    assert sum(len(group) for group in groups) == len(list(backbone.parameters()))
+    assert len({id(p) for group in groups for p in group}) == len(list(backbone.parameters()))
+    classifier = Classifier(backbone, backbone.feature_dim, 10, FinetuneRecipe(lr=0.1, layer_decay=0.5))
+    classifier.trainer = pl.Trainer(max_steps=10, logger=False, enable_checkpointing=False)
+    optimised = {id(p) for g in classifier.configure_optimizers()["optimizer"].param_groups for p in g["params"]}
+    assert {id(p) for p in backbone.parameters()} <= optimised
+    if name == "vit_micro":
+        assert {id(backbone.class_token), id(backbone.encoder.pos_embedding)} <= {id(p) for p in stem}
+        assert id(backbone.encoder.ln.weight) in {id(p) for p in stages[-1]}
+    else:
+        assert id(backbone.features[2][1].weight) in {id(p) for p in stages[1]}  # the downsampling before stage 2
+
+
+def test_frozen_stages_freeze_a_vits_stem_parameters_too():
+    backbone = build_backbone("vit_micro")
+    classifier = Classifier(backbone, backbone.feature_dim, 10, FinetuneRecipe(frozen_stages=2))
+    assert not backbone.class_token.requires_grad and not backbone.encoder.pos_embedding.requires_grad
+    assert not any(p.requires_grad for p in backbone.encoder.layers[1].parameters())
+    assert all(p.requires_grad for p in backbone.encoder.layers[2].parameters()) and classifier.fine_tuning
+
+
 def test_caching_refuses_augmentation_it_cannot_apply():
     with pytest.raises(ConfigurationError, match="cannot augment"):
         LinearRecipe(cache_features=True, augment=True)

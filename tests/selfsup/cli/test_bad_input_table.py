@@ -98,7 +98,7 @@ ROWS = [
     ("jigsaw tile NaN", JIGSAW + model("tile_fraction", ".nan"), 2, "tile_fraction must be in (0, 1]"),
     ("relative tile negative", RELPOS + model("tile_fraction", "-0.1"), 2, "tile_fraction must be in (0, 1]"),
     ("rotation stage beyond", ROTATION + model("head_stage", "7"), 2, "head_stage must be null or a stage"),
-    ("rotation head zero", ROTATION + model("head_hidden_dim", "0"), 2, "head_hidden_dim must be >= 1"),
+    ("rotation head zero", ROTATION + model("head_hidden_dim", "0"), 2, "head_hidden_dim must be an integer >= 1"),
     # Deep InfoMax.
     ("local stage is the last", DIM + model("local_stage", "3"), 2, "is not a stage before the last"),
     ("unknown estimator", DIM + model("estimator", "kl"), 2, "estimator"),

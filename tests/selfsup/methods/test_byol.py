@@ -8,6 +8,7 @@ from selfsup.data import DigitsDataModule
 from selfsup.errors import ConfigurationError
 from selfsup.losses.byol import normalized_mse
 from selfsup.methods.byol import BYOL
+from selfsup.schedules import cosine_momentum
 from tests.helpers import RecordMetric, quiet_trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -69,19 +70,16 @@ def test_after_each_step_the_target_is_the_momentum_average_of_itself_and_the_ne
     assert not torch.equal(online[0], target[0])  # it lags behind
 
 
-def test_the_cosine_schedule_rises_from_the_base_momentum_to_one(tmp_path):
+def test_each_update_uses_the_cosine_schedule_at_its_step_rising_from_the_base_to_one(tmp_path, monkeypatch):
     pl.seed_everything(0)
     model = BYOL(**TINY, target_momentum=0.9)
-    momenta = []
-
-    class Record(pl.Callback):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            momenta.append(pl_module.current_momentum())
-
-    trainer = quiet_trainer(tmp_path, max_epochs=2, limit_train_batches=4, callbacks=[Record()])
+    used = []
+    update = model.update_momentum_targets
+    monkeypatch.setattr(model, "update_momentum_targets", lambda momentum: (used.append(momentum), update(momentum)))
+    trainer = quiet_trainer(tmp_path, max_epochs=2, limit_train_batches=4)
     trainer.fit(model, datamodule=DigitsDataModule(batch_size=16, image_size=16))
-    assert momenta[0] == pytest.approx(0.9) and model.current_momentum() == pytest.approx(1.0)
-    assert all(later > earlier for earlier, later in zip(momenta, momenta[1:]))
+    assert used == pytest.approx([cosine_momentum(step, 8, 0.9) for step in range(1, 9)])
+    assert used[-1] == 1.0 and all(later > earlier for earlier, later in zip(used, used[1:]))
 
 
 def test_a_short_run_on_digits_lowers_the_loss(tmp_path):

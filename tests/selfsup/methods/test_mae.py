@@ -100,6 +100,8 @@ def test_images_of_another_size_are_refused_with_the_key_to_set():
         ({"mask_ratio": 1.0}, "mask_ratio must be in \\[0, 1\\), got 1.0"),
         ({"mask_ratio": -0.25}, "mask_ratio must be in \\[0, 1\\)"),
         ({"mask_ratio": float("nan")}, "mask_ratio must be in \\[0, 1\\), got nan"),
+        ({"mask_ratio": 0.0}, "mask_ratio must be large enough to mask at least one of the 16 patches"),
+        ({"mask_ratio": 0.03125}, "mask_ratio must be large enough to mask at least one of the 16 patches"),
         ({"decoder_dim": 30}, "decoder_dim must be a multiple of decoder_heads=4, got 30"),
         ({"decoder_depth": 0}, "decoder_depth must be an integer >= 1, got 0"),
         ({"decoder_heads": 2.0}, "decoder_heads must be an integer >= 1"),

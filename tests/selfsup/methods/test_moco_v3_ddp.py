@@ -8,7 +8,8 @@ equal the whole batch's on one process.
 import pytest
 import torch
 
-from selfsup.distributed import gather
+from selfsup.distributed import all_gather_objects, gather
+from selfsup.losses.moco_v3 import MoCoV3Loss
 from selfsup.methods.moco_v3 import MoCoV3
 from tests.helpers import run_on_two_processes
 
@@ -62,3 +63,22 @@ def test_two_ranks_with_half_the_batch_each_give_the_single_process_loss_and_gra
             single.moco_v3_objective(view_1[part], view_2[part])[0] for part in (slice(0, BATCH), slice(BATCH, None))
         ]
     assert abs((halves[0] + halves[1]).item() / 2 - loss.item()) > 1e-2
+
+
+def _ragged_worker(rank, world_size, out_path):
+    queries = torch.randn(4 - rank, 8)
+    try:
+        MoCoV3Loss(0.2)(queries, queries)
+        message = ""
+    except ValueError as error:
+        message = str(error)
+    messages = all_gather_objects(message)
+    if rank == 0:
+        torch.save(messages, out_path)
+
+
+@pytest.mark.slow
+def test_ranks_holding_different_numbers_of_images_are_refused_rather_than_mislabelled(tmp_path):
+    run_on_two_processes(_ragged_worker, str(tmp_path / "ragged.pt"))
+    messages = torch.load(tmp_path / "ragged.pt")
+    assert all("every rank must hold the same number of images" in message for message in messages), messages

@@ -188,3 +188,27 @@ def test_mid_epoch_checkpoint_continues_without_repeating_or_skipping_an_epoch(t
     assert (trainer.current_epoch, trainer.global_step) == (EPOCHS, EPOCHS * BATCHES)
     assert trainer.optimizers[0].param_groups[0]["lr"] == reference_trainer.optimizers[0].param_groups[0]["lr"]
     assert int(model.queue.pointer) == int(reference.queue.pointer)
+
+
+class _TargetsAtStepStart(pl.Callback):
+    """The momentum targets as each step begins: after the previous step's update."""
+
+    def __init__(self):
+        self.by_step = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.by_step[trainer.global_step] = {
+            name: value.clone() for name, value in pl_module.state_dict().items() if name.startswith("target_")
+        }
+
+
+@pytest.mark.slow
+def test_a_checkpoint_saved_every_n_steps_holds_the_momentum_targets_of_its_step(tmp_path):
+    """Callbacks save before the module's batch-end hook: the EMA must already be done by then."""
+    mid_epoch = ModelCheckpoint(tmp_path / "mid", "{step}", every_n_train_steps=4, save_top_k=-1)
+    targets = _TargetsAtStepStart()
+    _fit("byol", tmp_path / "run", callbacks=[mid_epoch, targets])
+    saved = torch.load(tmp_path / "mid" / "step=4.ckpt", weights_only=True)["state_dict"]
+    expected = targets.by_step[4]
+    assert expected and all(torch.equal(saved[name], value) for name, value in expected.items())
+    assert not all(torch.equal(expected[name], value) for name, value in targets.by_step[3].items())
