@@ -35,7 +35,7 @@ def colour_images(count: int, size: int) -> TensorImageDataset:
 
 
 def per_sample_views(dataset, args) -> float:
-    views = MultiViewDataset(dataset, view_transform(Augmentation(), args.image_size, MEAN, STD), num_views=2)
+    views = MultiViewDataset(dataset, [(view_transform(Augmentation(), args.image_size, MEAN, STD), 2)])
     loader = DataLoader(views, batch_size=args.batch_size, num_workers=args.workers, drop_last=True)
     started = time.perf_counter()
     images = 0

@@ -1,6 +1,6 @@
 """Pretraining datamodules: digits (embedded), CIFAR-10/100, STL-10, image folders."""
 
-from selfsup.data.augment import Augmentation, eval_transform, view_transform
+from selfsup.data.augment import Augmentation, ViewGroup, eval_transform, view_transform
 from selfsup.data.base import PretrainDataModule
 from selfsup.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from selfsup.data.digits import DIGITS_AUGMENTATION, DigitsDataModule, digits_split
@@ -16,6 +16,7 @@ __all__ = [
     "ImageFolderDataModule",
     "PretrainDataModule",
     "STL10DataModule",
+    "ViewGroup",
     "digits_split",
     "eval_transform",
     "view_transform",

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from selfsup.data.augment import Augmentation, eval_transform, view_transform
+from selfsup.data.augment import Augmentation, ViewGroup, eval_transform, view_transform
 from selfsup.data.batch_augment import BatchViewAugmentation
 from selfsup.data.datasets import IndexedDataset, MultiViewDataset, TransformedDataset
 from selfsup.errors import ConfigurationError, require
@@ -42,6 +42,7 @@ class PretrainDataModule(pl.LightningDataModule, abc.ABC):
         image_size: int = 32,
         augmentation: Augmentation = Augmentation(),
         num_views: int = 2,
+        view_groups: list[ViewGroup] | None = None,
         knn_bank_size: int | None = 10_000,
         seed: int = 0,
         augment_on: Literal["workers", "device"] = "workers",
@@ -54,6 +55,9 @@ class PretrainDataModule(pl.LightningDataModule, abc.ABC):
             image_size: the side of the square views and evaluation images.
             augmentation: the view pipeline's settings (SimCLR's, appendix A).
             num_views: random views per image (2 for contrastive methods, 1 for the pretext tasks).
+            view_groups: groups of views with their own count, size and augmentation (BYOL's asymmetric
+                pair, DINO's multi-crop); the views come in group order and number their total counts
+                (``num_views`` then left at its default or equal to it). Unset: one group of ``num_views``.
             knn_bank_size: at most this many labelled training images in the online kNN bank (``None``: all).
             seed: draws the fixed kNN bank subset and seeds the validation loaders.
             augment_on: ``workers`` (per image, torchvision) or ``device`` (per batch on the GPU, kornia).
@@ -64,18 +68,36 @@ class PretrainDataModule(pl.LightningDataModule, abc.ABC):
         require(num_workers >= 0, key + "num_workers", num_workers, ">= 0")
         require(image_size >= 1, key + "image_size", image_size, ">= 1 (pixels)")
         require(num_views >= 1, key + "num_views", num_views, ">= 1 (2 for contrastive methods)")
+        if view_groups is not None:
+            require(len(view_groups) >= 1, key + "view_groups", view_groups, "null or a non-empty list")
+            total = sum(group.count for group in view_groups)
+            require(
+                num_views in (2, total),
+                key + "num_views",
+                num_views,
+                f"left out with view_groups, or equal to their {total} views",
+            )
+            num_views = total
         require(knn_bank_size is None or knn_bank_size >= 1, key + "knn_bank_size", knn_bank_size, "null or >= 1")
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.image_size = image_size
         self.augmentation = augmentation
         self.num_views = num_views
+        #: (count, image size, augmentation) of each group of views, every default filled in.
+        self.view_groups = [
+            (group.count, group.image_size or image_size, group.augmentation or augmentation)
+            for group in (view_groups or [ViewGroup(num_views)])
+        ]
         self.knn_bank_size = knn_bank_size
         self.seed = seed
         self.augment_on = augment_on
-        self.batch_augmentation = (
-            BatchViewAugmentation(augmentation, image_size, self.mean, self.std) if augment_on == "device" else None
-        )
+        self.batch_augmentation = None
+        if augment_on == "device":
+            self.batch_augmentation = [
+                (count, BatchViewAugmentation(pipeline, size, self.mean, self.std))
+                for count, size, pipeline in self.view_groups
+            ]
         self._splits: tuple[Dataset, Dataset, Dataset] | None = None
 
     @abc.abstractmethod
@@ -91,8 +113,10 @@ class PretrainDataModule(pl.LightningDataModule, abc.ABC):
         if self.batch_augmentation is not None:
             dataset = TransformedDataset(pretrain, v2.ToImage())
         else:
-            views = view_transform(self.augmentation, self.image_size, self.mean, self.std)
-            dataset = MultiViewDataset(pretrain, views, self.num_views)
+            groups = [
+                (view_transform(views, size, self.mean, self.std), count) for count, size, views in self.view_groups
+            ]
+            dataset = MultiViewDataset(pretrain, groups)
         ranks = self.trainer.world_size if self.trainer is not None else 1
         if math.ceil(len(pretrain) / ranks) < self.batch_size:
             raise ConfigurationError(
@@ -109,8 +133,11 @@ class PretrainDataModule(pl.LightningDataModule, abc.ABC):
         if self.batch_augmentation is None or not self.trainer.training:
             return batch
         images, labels = batch
-        augment = self.batch_augmentation.to(images.device)
-        return [augment(images) for _ in range(self.num_views)], labels
+        views = []
+        for count, augment in self.batch_augmentation:
+            augment = augment.to(images.device)
+            views += [augment(images) for _ in range(count)]
+        return views, labels
 
     def val_dataloader(self) -> dict[str, DataLoader]:
         _, labelled, val = self._splits

@@ -10,6 +10,7 @@ same distributions as the torchvision pipeline:
   ``resample`` mode (one batched warp; its ``slice`` mode loops over images);
 * horizontal flip; colour jitter with torchvision's formulas (``ColorJitter``), applied
   with ``jitter_prob``; random grayscale; Gaussian blur with sigma in ``blur_sigma``;
+  solarisation at 0.5 (torchvision's 128 of 255) with ``solarize_prob``;
 * normalisation.
 
 Two differences from torchvision, neither changes the distribution of one view:
@@ -45,6 +46,8 @@ class BatchViewAugmentation(nn.Module):
             steps.append(K.RandomGrayscale(p=augmentation.grayscale_prob))
         if augmentation.blur_prob > 0:
             steps.append(K.RandomGaussianBlur(blur_kernel, augmentation.blur_sigma, p=augmentation.blur_prob))
+        if augmentation.solarize_prob > 0:  # threshold exactly 0.5 (uint8 128), nothing added
+            steps.append(K.RandomSolarize(thresholds=0.0, additions=0.0, p=augmentation.solarize_prob))
         self.steps = nn.Sequential(*steps)
         self.normalize = K.Normalize(torch.tensor(mean), torch.tensor(std))
 

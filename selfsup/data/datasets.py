@@ -38,19 +38,18 @@ class TransformedDataset(Dataset):
 
 
 class MultiViewDataset(Dataset):
-    """Yields ``(views, label)``: ``num_views`` independent random views of one image."""
+    """Yields ``(views, label)``: independent random views of one image, ``count`` from each transform in turn."""
 
-    def __init__(self, base: Dataset, transform: Callable, num_views: int = 2) -> None:
+    def __init__(self, base: Dataset, groups: Sequence[tuple[Callable, int]]) -> None:
         self.base = base
-        self.transform = transform
-        self.num_views = num_views
+        self.groups = list(groups)
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, index: int):
         image, label = self.base[index]
-        return [self.transform(image) for _ in range(self.num_views)], label
+        return [transform(image) for transform, count in self.groups for _ in range(count)], label
 
 
 class IndexedDataset(Dataset):

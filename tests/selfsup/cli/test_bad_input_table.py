@@ -71,6 +71,8 @@ ROWS = [
     ("workers negative", SIMCLR + data("num_workers", "-1"), 2, "data.init_args.num_workers must be >= 0"),
     ("image size zero", SIMCLR + data("image_size", "0"), 2, "data.init_args.image_size must be >= 1"),
     ("no views", SIMCLR + data("num_views", "0"), 2, "data.init_args.num_views must be >= 1"),
+    ("view group of none", SIMCLR + data("view_groups", "[{count: 0}]"), 2, "view_groups.count must be an integer"),
+    ("solarise twice", SIMCLR + data("view_groups", "[{augmentation: {solarize_prob: 2}}]"), 2, "solarize_prob must"),
     ("kNN bank empty", SIMCLR + data("knn_bank_size", "0"), 2, "data.init_args.knn_bank_size must be"),
     ("crop scale reversed", SIMCLR + data("augmentation.crop_scale", "[0.9, 0.1]"), 2, "augmentation.crop_scale"),
     ("crop scale zero", SIMCLR + data("augmentation.crop_scale", "[0.0, 1.0]"), 2, "augmentation.crop_scale"),
