@@ -6,6 +6,7 @@ from selfsup.methods.base import PretrainMethod
 from selfsup.methods.byol import BYOL
 from selfsup.methods.cpc import CPC
 from selfsup.methods.deep_infomax import DeepInfoMax
+from selfsup.methods.dino import DINO
 from selfsup.methods.jigsaw import Jigsaw
 from selfsup.methods.mae import MAE
 from selfsup.methods.moco import MoCo
@@ -18,6 +19,7 @@ __all__ = [
     "AMDIM",
     "BYOL",
     "CPC",
+    "DINO",
     "DeepInfoMax",
     "DenoisingAutoencoder",
     "Jigsaw",

@@ -13,8 +13,8 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from selfsup.checkpoints import RANDOM_STATES_KEY
-from selfsup.data import DigitsDataModule
-from selfsup.methods import AMDIM, BYOL, CPC, MAE, DenoisingAutoencoder, MoCo, MoCoV3, SimCLR
+from selfsup.data import DigitsDataModule, ViewGroup
+from selfsup.methods import AMDIM, BYOL, CPC, DINO, MAE, DenoisingAutoencoder, MoCo, MoCoV3, SimCLR
 from selfsup.methods.deep_infomax import DeepInfoMax
 from selfsup.methods.jigsaw import Jigsaw
 from selfsup.methods.relative_position import RelativePosition
@@ -26,6 +26,10 @@ COMMON = dict(backbone="small_conv", backbone_kwargs={"width": 8}, warmup_epochs
 METHODS = {
     "simclr": (lambda: SimCLR(**COMMON, projection_dim=16), dict(image_size=16)),
     "moco": (lambda: MoCo(**COMMON, queue_size=64, projection_dim=16, split_bn_groups=2), dict(image_size=16)),
+    "dino": (  # the teacher, the centre, the frozen last layer's epoch, multi-crop's random crops
+        lambda: DINO(**COMMON, output_dim=32, head_hidden_dim=16, bottleneck_dim=8, freeze_last_layer_epochs=1),
+        dict(image_size=16, view_groups=[ViewGroup(count=2), ViewGroup(count=2, image_size=8)]),
+    ),
     "mae": (  # the random masks: torch's generator, restored from the checkpoint
         lambda: MAE(
             **{**COMMON, "backbone": "vit_micro", "backbone_kwargs": {"num_layers": 2}, "lr": 1e-3},
