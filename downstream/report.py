@@ -131,7 +131,7 @@ def plot(results: list[Result], path: Path | io.BytesIO) -> None:
     Error bars: the standard deviation over the seeds.
     """
     datasets = _unique(result.dataset for result in results)
-    layerwise = any(result.protocol.startswith("layer") for result in results)
+    layerwise = any(_is_layer(result.protocol) for result in results)
     figure, axes = plt.subplots(
         2 if layerwise else 1, len(datasets), figsize=(5.5 * len(datasets), 8 if layerwise else 4), squeeze=False
     )
@@ -153,7 +153,7 @@ def plot(results: list[Result], path: Path | io.BytesIO) -> None:
             axis = axes[1][column]
             for checkpoint in checkpoints:
                 layers = sorted(
-                    {int(r.protocol[5:]) for r in rows if r.checkpoint == checkpoint and r.protocol.startswith("layer")}
+                    {int(r.protocol[5:]) for r in rows if r.checkpoint == checkpoint and _is_layer(r.protocol)}
                 )
                 if not layers:
                     continue

@@ -34,8 +34,8 @@ from jsonargparse import CLI  # noqa: E402
 from pytorch_lightning.utilities import rank_zero_only  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from downstream.command_line import EvaluateParser  # noqa: E402
 from downstream.datasets import check_dataset, load_dataset  # noqa: E402
-from downstream.evaluate import EvaluateParser  # noqa: E402
 from downstream.extraction import extract  # noqa: E402
 from downstream.hardware import Hardware  # noqa: E402
 from downstream.protocols import Task  # noqa: E402

@@ -25,7 +25,9 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
 
     Gradients flow back to the rank that produced each slice (the backward pass sums
     the gradients every rank computed for it), so a loss over the gathered tensor
-    trains every rank's encoder. Every rank must pass a tensor of the same shape.
+    trains every rank's encoder. Every rank must pass a tensor of the same shape: the
+    backward pass finds each rank's slice at ``rank x rows``, and so do the losses that
+    locate a rank's own rows in the gathered tensor; ranks of unequal rows are refused.
     """
     if not is_distributed():
         return tensor
@@ -38,7 +40,13 @@ class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
         ctx.length = tensor.shape[0]
-        return gather(tensor)
+        gathered = gather(tensor)
+        if len(gathered) != ctx.length * dist.get_world_size():
+            raise ValueError(
+                f"every rank must hold the same number of rows to gather with gradient ({ctx.length} here, "
+                f"{len(gathered)} in all): the training loader drops the last incomplete batch"
+            )
+        return gathered
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:

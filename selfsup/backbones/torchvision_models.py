@@ -89,29 +89,28 @@ class TorchvisionAdapter(Backbone):
         self.train(self.training)
 
     def forward_stages(self, images: torch.Tensor) -> list[torch.Tensor]:
-        outputs = self._extract(images)
-        return [self._as_map(outputs[node]) for node in self.stage_nodes]
+        return self.forward_with_stages(images)[1]  # the extractor computes a ViT's final norm anyway
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_with_stages(images)[0]
 
     def forward_with_stages(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        outputs = self._extract(images)
+        self.check_input_size(images)
+        outputs = self.extractor(images)
         maps = [self._as_map(outputs[node]) for node in self.stage_nodes]
         if not self.is_vit:
             return maps[-1].mean(dim=(2, 3)), maps
         tokens = outputs["encoder.ln"]
         return (tokens[:, 0] if self.pool == "cls" else tokens[:, 1:].mean(dim=1)), maps
 
-    def _extract(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The nodes' outputs; a ViT's input size checked first (its position embedding fixes it)."""
+    def check_input_size(self, images: torch.Tensor) -> None:
+        """Refuse, in one line, images of another size than a ViT's position embedding was built for."""
         if self.is_vit and tuple(images.shape[-2:]) != (self.image_size, self.image_size):
             raise ConfigurationError(
                 f"the ViT backbone takes {self.image_size}x{self.image_size} images, got {images.shape[-2]}x"
                 f"{images.shape[-1]}: set model.init_args.backbone_kwargs.image_size to the size it is fed "
                 "(the data's image_size, or the tile or patch size of a method that encodes tiles)."
             )
-        return self.extractor(images)
 
     def stage_modules(self) -> list[nn.Module]:
         return [self.get_submodule(node) for node in self.stage_nodes]

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfsup.distributed import gather_with_grad, rank, world_size
+from selfsup.distributed import gather_with_grad, rank
 from selfsup.errors import ConfigurationError, is_finite
 
 
@@ -114,14 +114,7 @@ class AMDIMLoss(nn.Module):
         # In the pairings' order on every rank (a set's order of strings varies between processes).
         needed = dict.fromkeys(target for _, target in self.pairings.values())
         gathered = {scale: tuple(gather_with_grad(view) for view in targets[scale]) for scale in needed}
-        n = next(iter(sources.values()))[0].shape[0]
-        for scale, views in gathered.items():
-            if any(len(view) != world_size() * n for view in views):
-                raise ValueError(
-                    f"every rank must hold the same number of images ({n} sources here, {len(views[0])} "
-                    f"{scale} maps in all): the training loader drops the last incomplete batch"
-                )
-        first = rank() * n
+        first = rank() * next(iter(sources.values()))[0].shape[0]
         loss, penalty, logs = 0.0, 0.0, {}
         for name, (source, target) in self.pairings.items():
             (source_1, source_2), (target_1, target_2) = sources[source], gathered[target]

@@ -50,6 +50,8 @@ PAIRINGS = {"1t5": ("global", "coarse"), "1t7": ("global", "fine"), "5t5": ("coa
 
 
 class AMDIM(PretrainMethod):
+    views_needed = 2
+
     def __init__(
         self,
         *args,
@@ -114,13 +116,6 @@ class AMDIM(PretrainMethod):
             {scale: ResidualEmbedding(widths[scale], embedding_dim) for scale in self.scales}
         )
         self.criterion = AMDIMLoss({name: PAIRINGS[name] for name in pairings}, score_clip, score_penalty)
-
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if stage == "fit" and datamodule is not None and hasattr(datamodule, "num_views"):
-            views = datamodule.num_views
-            require(views >= 2, "data.init_args.num_views", views, ">= 2 (AMDIM compares two views of each image)")
-        super().setup(stage)
 
     def training_step(self, batch, batch_idx):
         views, labels = batch

@@ -170,7 +170,7 @@ class DenoisingAutoencoder(PretrainMethod):
         return None if self.hparams.finetune_end_to_end else self.encoder_stage
 
     def train_only(self, stage: int | None) -> None:
-        """Let only stage ``stage``'s parameters get gradients (with 0, also those outside every stage: the stem).
+        """Let only stage ``stage``'s parameters get gradients (with 0, the stem's too): ``parameter_groups``.
 
         The stem and the stages before ``stage`` also run in eval mode, so that their
         batch-norm statistics stay as they were; the stages after it get no gradient
@@ -181,14 +181,12 @@ class DenoisingAutoencoder(PretrainMethod):
         if stage is None:
             self.backbone.requires_grad_(True)
             return
-        stage_modules = self.backbone.stage_modules()
-        in_stage = [{id(parameter) for parameter in module.parameters()} for module in stage_modules]
-        in_any_stage = set().union(*in_stage)
+        stem, stages = self.backbone.parameter_groups()
+        trained = {id(parameter) for parameter in stages[stage] + (stem if stage == 0 else [])}
         for parameter in self.backbone.parameters():
-            trained = id(parameter) in in_stage[stage] or (stage == 0 and id(parameter) not in in_any_stage)
-            parameter.requires_grad_(trained)
+            parameter.requires_grad_(id(parameter) in trained)
         if stage > 0 and self.training:
-            for module in [*self.backbone.stem_modules(), *stage_modules[:stage]]:
+            for module in [*self.backbone.stem_modules(), *self.backbone.stage_modules()[:stage]]:
                 module.eval()
 
     # --- training ------------------------------------------------------------------------

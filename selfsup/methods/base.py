@@ -56,6 +56,8 @@ class PretrainMethod(pl.LightningModule):
     #: Children trained by an optimiser of their own, which the method adds in its
     #: ``configure_optimizers``; the shared optimiser leaves them alone.
     separately_optimised: tuple[str, ...] = ()
+    #: Views of each image a training batch must hold (2 for the methods that compare views).
+    views_needed: int = 1
 
     def __init__(
         self,
@@ -190,7 +192,14 @@ class PretrainMethod(pl.LightningModule):
                 f"contrastive negatives come from the other images); got data.batch_size={batch_size}."
             )
         if stage == "fit":
+            self.require_views(getattr(getattr(self.trainer, "datamodule", None), "num_views", None))
             self.apply_speed_switches()
+
+    def require_views(self, views: int | None) -> None:
+        """Refuse a datamodule with fewer than :attr:`views_needed` views per image (None: unknown, allowed)."""
+        needed = self.views_needed
+        why = f"{type(self).__name__} compares {needed} views of each image"
+        require(views is None or views >= needed, "data.init_args.num_views", views, f">= {needed} ({why})")
 
     def apply_speed_switches(self) -> None:
         """``channels_last`` and ``compile_backbone``, applied once before training."""

@@ -27,6 +27,8 @@ from selfsup.methods.base import PretrainMethod
 
 
 class BYOL(PretrainMethod):
+    views_needed = 2
+
     def __init__(
         self,
         *args,

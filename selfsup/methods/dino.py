@@ -86,17 +86,14 @@ class DINO(PretrainMethod):
         self.teacher_head = self.momentum_copy(self.head, **momentum)
         self.criterion = DINOLoss(output_dim, student_temperature, center_momentum)
 
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if stage == "fit" and datamodule is not None and hasattr(datamodule, "num_views"):
-            views, crops = datamodule.num_views, self.hparams.global_crops
-            require(
-                views >= 2 and views >= crops,
-                "data.init_args.num_views",
-                views,
-                f">= 2 and >= model.init_args.global_crops={crops} (the global crops come first)",
-            )
-        super().setup(stage)
+    def require_views(self, views: int | None) -> None:
+        crops = self.hparams.global_crops
+        require(
+            views is None or (views >= 2 and views >= crops),
+            "data.init_args.num_views",
+            views,
+            f">= 2 and >= model.init_args.global_crops={crops} (the global crops come first)",
+        )
 
     def training_step(self, batch, batch_idx):
         views, labels = batch

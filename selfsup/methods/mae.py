@@ -100,12 +100,7 @@ class MAE(PretrainMethod):
 
     def embed_patches(self, images: torch.Tensor) -> torch.Tensor:
         """The ``(B, L, D)`` patch tokens with their position embedding (torchvision's order: row-major)."""
-        side = self.backbone.image_size
-        if tuple(images.shape[-2:]) != (side, side):
-            raise ConfigurationError(
-                f"the ViT backbone takes {side}x{side} images, got {images.shape[-2]}x{images.shape[-1]}: set "
-                "model.init_args.backbone_kwargs.image_size to the data's image_size."
-            )
+        self.backbone.check_input_size(images)
         tokens = self.backbone.conv_proj(images).flatten(2).transpose(1, 2)
         return tokens + self.backbone.encoder.pos_embedding[:, 1:]
 

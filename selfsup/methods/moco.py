@@ -32,6 +32,8 @@ from selfsup.methods.base import PretrainMethod
 
 
 class MoCo(PretrainMethod):
+    views_needed = 2
+
     def __init__(
         self,
         *args,

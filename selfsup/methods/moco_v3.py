@@ -30,6 +30,8 @@ from selfsup.methods.base import PretrainMethod
 
 
 class MoCoV3(PretrainMethod):
+    views_needed = 2
+
     def __init__(
         self,
         *args,

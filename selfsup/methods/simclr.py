@@ -16,6 +16,8 @@ from selfsup.methods.base import PretrainMethod
 
 
 class SimCLR(PretrainMethod):
+    views_needed = 2
+
     def __init__(
         self,
         *args,

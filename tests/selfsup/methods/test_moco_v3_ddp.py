@@ -8,7 +8,7 @@ equal the whole batch's on one process.
 import pytest
 import torch
 
-from selfsup.distributed import all_gather_objects, gather
+from selfsup.distributed import all_gather_objects, gather, gather_with_grad
 from selfsup.losses.moco_v3 import MoCoV3Loss
 from selfsup.methods.moco_v3 import MoCoV3
 from tests.helpers import run_on_two_processes
@@ -67,12 +67,14 @@ def test_two_ranks_with_half_the_batch_each_give_the_single_process_loss_and_gra
 
 def _ragged_worker(rank, world_size, out_path):
     queries = torch.randn(4 - rank, 8)
-    try:
-        MoCoV3Loss(0.2)(queries, queries)
-        message = ""
-    except ValueError as error:
-        message = str(error)
-    messages = all_gather_objects(message)
+    messages = []
+    for ragged in (lambda: MoCoV3Loss(0.2)(queries, queries), lambda: gather_with_grad(queries)):
+        try:
+            ragged()
+            messages.append("")
+        except ValueError as error:
+            messages.append(str(error))
+    messages = all_gather_objects(messages)  # per rank: the loss's message, the gather's
     if rank == 0:
         torch.save(messages, out_path)
 
@@ -81,4 +83,5 @@ def _ragged_worker(rank, world_size, out_path):
 def test_ranks_holding_different_numbers_of_images_are_refused_rather_than_mislabelled(tmp_path):
     run_on_two_processes(_ragged_worker, str(tmp_path / "ragged.pt"))
     messages = torch.load(tmp_path / "ragged.pt")
-    assert all("every rank must hold the same number of images" in message for message in messages), messages
+    assert all("every rank must hold the same number of images" in loss for loss, _ in messages), messages
+    assert all("same number of rows to gather with gradient" in gathered for _, gathered in messages), messages

@@ -4,7 +4,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from selfsup import methods
 from selfsup.data import DigitsDataModule
+from selfsup.errors import ConfigurationError
 from selfsup.methods import SimCLR
 from selfsup.optim import LARS
 from selfsup.schedules import warmup_cosine
@@ -49,3 +51,12 @@ def test_scaled_learning_rate_follows_warmup_then_cosine_per_step(tmp_path, opti
     assert decayed["weight_decay"] == 1e-4 and excluded["weight_decay"] == 0.0 and probe["weight_decay"] == 0.0
     assert all(p.ndim <= 1 for p in excluded["params"])
     assert {id(p) for p in probe["params"]} == {id(p) for p in model.online_probe.parameters()}
+
+
+@pytest.mark.parametrize("method", ["SimCLR", "MoCo", "MoCoV3", "BYOL", "AMDIM"])
+def test_a_method_that_compares_views_refuses_one_view_per_image_before_training(tmp_path, method):
+    model = getattr(methods, method)(backbone="small_conv", backbone_kwargs={"width": 8})
+    trainer = quiet_trainer(tmp_path, max_steps=1)
+    expected = f"data.init_args.num_views must be >= 2 \\({method} compares 2 views of each image\\), got 1"
+    with pytest.raises(ConfigurationError, match=expected):
+        trainer.fit(model, datamodule=DigitsDataModule(batch_size=8, image_size=16, num_views=1))
