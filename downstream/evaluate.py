@@ -77,6 +77,7 @@ from downstream.representations import (
     random_init_rows,
     raw_pixels_row,
 )
+from downstream.row_cost import cost_table, device_of, measure
 from downstream.splits import balanced_subset, label_fraction_subset, labels_of
 from downstream.transferability import SCORES
 from downstream.value_names import TRAINED_PROTOCOLS, layer_score_name, score_name, seconds_name
@@ -102,6 +103,7 @@ def evaluate_matrix(
     existing_results: ExistingResults = "refuse",
     wandb_project: str | None = None,
     wandb_offline: bool = True,
+    row_costs: bool = True,
 ) -> list[Result]:
     """Evaluate every checkpoint on every dataset with every protocol, once per seed.
 
@@ -123,6 +125,8 @@ def evaluate_matrix(
         existing_results: an ``output_dir`` whose report holds rows this matrix would not write
             (another matrix's results): ``refuse`` to start, or ``overwrite`` that report.
             ``cells.jsonl`` keeps every value either way.
+        row_costs: end the report with every row's parameters and inference images/s, timed side by
+            side in this run (:mod:`downstream.row_cost`).
     """
     check_settings(checkpoints, datasets, protocols, output_dir, label_fraction, labels_per_class, seeds, hardware)
     for dataset, data_dir in datasets.items():
@@ -134,6 +138,7 @@ def evaluate_matrix(
         rows.append(raw_pixels_row(rows))
     if "finetune" in protocols:
         check_frozen_stages(finetune, rows)
+    _announce_protocols_that_do_not_apply(rows, protocols, linear)
     recipes = {"knn": knn, "linear": linear, "logistic": logistic, "layerwise": linear, "finetune": finetune}
     scoring = transferability
     if labels_per_class is not None:
@@ -207,8 +212,18 @@ def evaluate_matrix(
         preloaded.clear()  # read for the first row; later rows of another input size read their own
     progress.close()
     if rank_zero_only.rank == 0:
-        print(write_report(results, Path(output_dir), described, wandb_project, wandb_offline, losses, scoring))
+        costs = _row_costs(rows, seeds[0], hardware) if row_costs else []
+        report = write_report(
+            results, Path(output_dir), described, wandb_project, wandb_offline, losses, scoring, costs
+        )
+        print(report)
     return results
+
+
+def _row_costs(rows: list[Representation], seed: int, hardware: Hardware) -> list[str]:
+    device = device_of(hardware.accelerator)
+    costs = {row.name: measure(row.network(seed), row.input_format.image_size, device) for row in rows}
+    return cost_table(costs, device)
 
 
 def _fingerprints(row: Representation, dataset: str, data_dir, seed: int, protocols, recipes, scoring, common) -> dict:
@@ -232,10 +247,21 @@ def _fingerprints(row: Representation, dataset: str, data_dir, seed: int, protoc
 
 
 def _protocols_of(row: Representation, protocols, linear: LinearRecipe) -> list[str]:
-    """The protocols that apply to ``row``: raw pixels has no backbone to train, fine-tune or probe per layer."""
+    """The protocols that apply to ``row``: raw pixels and dictionaries have no network to train or probe per layer."""
     if row.architecture is not None:
         return list(protocols)
     return [p for p in protocols if p in FEATURE_PROTOCOLS or (p == "linear" and linear.cache_features)]
+
+
+def _announce_protocols_that_do_not_apply(rows: list[Representation], protocols, linear: LinearRecipe) -> None:
+    for row in rows:
+        left_out = [protocol for protocol in protocols if protocol not in _protocols_of(row, protocols, linear)]
+        if left_out and rank_zero_only.rank == 0:
+            print(
+                f"{row.name}: {', '.join(left_out)} {'does' if len(left_out) == 1 else 'do'} not apply to it "
+                "(it has no network to train, fine-tune or probe per layer); those columns stay empty for it",
+                file=sys.stderr,
+            )
 
 
 def _value_names(protocol: str, row: Representation, scoring: TransferabilityRecipe) -> list[str]:

@@ -43,11 +43,13 @@ def write_report(
     wandb_offline: bool,
     losses: dict | None = None,
     scoring: TransferabilityRecipe = TransferabilityRecipe(),
+    closing: list[str] = (),
 ) -> str:
     """Write ``results.csv``, ``results.md``, ``results.png`` (and ``transferability.png``); return the markdown.
 
     ``labels`` says how many training labels were used (for the table headings); ``losses``
-    maps ``(checkpoint, dataset, protocol, seed)`` to per-example test losses (for the affinity).
+    maps ``(checkpoint, dataset, protocol, seed)`` to per-example test losses (for the affinity);
+    ``closing`` lines end the markdown (the rows' costs).
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = io.StringIO(newline="")
@@ -56,6 +58,8 @@ def write_report(
     writer.writerows(astuple(result) for result in results)
     atomic_write_bytes(rows.getvalue().encode(), output_dir / "results.csv")
     table = markdown(results, labels, losses or {}, scoring)
+    if closing:
+        table += "\n\n" + "\n".join(closing)
     atomic_write_bytes((table + "\n").encode(), output_dir / "results.md")
     image = io.BytesIO()
     plot(results, image)

@@ -9,6 +9,11 @@
 * ``raw pixels``: the evaluation-transformed images, flattened, at the smallest input
   size among the checkpoints and with that checkpoint's mean and std. Only the protocols
   that read features apply (:data:`FEATURE_PROTOCOLS`; ``linear`` when it caches them).
+
+A dictionary file of :mod:`selfsup.classical.dictionary` (``selfsup dictionary``) is a
+checkpoint too: its pooled sparse codes are its features, so it takes the feature
+protocols only, like raw pixels; its random baseline is random unit-norm atoms coded and
+pooled alike.
 """
 
 import functools
@@ -23,7 +28,8 @@ from torch import nn
 
 from downstream.checkpoint_entry import CheckpointEntry
 from selfsup.backbones import build_backbone
-from selfsup.checkpoints import InputFormat, load_backbone
+from selfsup.checkpoints import InputFormat, backbone_from, read_checkpoint
+from selfsup.classical.dictionary import SparseCodingEncoder, dictionary_from, is_dictionary, random_encoder
 from selfsup.errors import ConfigurationError
 
 FEATURE_PROTOCOLS = ("knn", "logistic", "logme", "transferability")
@@ -36,7 +42,8 @@ class Representation:
     ``network(seed)`` returns the network for a seed (the same one for a checkpoint);
     ``source`` is what the row's values depend on besides the protocol, for the
     fingerprints of :mod:`downstream.cells`; ``architecture`` is ``(name, kwargs)`` of a
-    backbone (``None`` for raw pixels, which has no backbone to train or probe per layer).
+    backbone (``None`` for raw pixels and dictionaries: nothing to train or probe per layer);
+    ``random_twin()`` is the row's randomly initialised baseline (``None``: it has none).
     """
 
     name: str
@@ -45,6 +52,7 @@ class Representation:
     stages: int
     source: dict
     architecture: tuple[str, dict] | None = None
+    random_twin: Callable[[], "Representation"] | None = None
 
 
 class Pixels(nn.Module):
@@ -76,27 +84,36 @@ def checkpoint_rows(checkpoints: dict[str, str | dict]) -> list[Representation]:
     """
     rows = []
     for name, value in checkpoints.items():
-        entry, backbone, metadata = _load(name, value)
+        entry, payload = _read(name, value)
         key, stat = f"checkpoints.{name}", Path(entry.path).stat()
+        file = {"checkpoint": str(Path(entry.path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        if is_dictionary(payload):
+            rows.append(_dictionary_row(name, entry, payload, file))
+            continue
+        try:
+            backbone, metadata = backbone_from(payload, entry.path, entry.backbone, entry.backbone_kwargs, entry.prefix)
+        except ConfigurationError as error:
+            raise ConfigurationError(f"{key}: {error}") from None
         input_format, note = InputFormat.resolve(metadata, entry.stated_format(), metadata["backbone"], key)
         for line in filter(None, (metadata.get("source") and f"{key}: {metadata['source']}", note)):
             if rank_zero_only.rank == 0:
                 print(line, file=sys.stderr)
-        file = {"checkpoint": str(Path(entry.path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        architecture, stages = (metadata["backbone"], metadata["backbone_kwargs"]), len(backbone.stage_dims)
         rows.append(
             Representation(
                 name,
                 input_format,
                 network=functools.partial(_same_network, backbone),
-                stages=len(backbone.stage_dims),
+                stages=stages,
                 source=file | {"prefix": entry.prefix, **input_format.as_dict()},
-                architecture=(metadata["backbone"], metadata["backbone_kwargs"]),
+                architecture=architecture,
+                random_twin=functools.partial(_random_backbone_row, architecture, input_format, stages),
             )
         )
     return rows
 
 
-def _load(name: str, value) -> tuple[CheckpointEntry, nn.Module, dict]:
+def _read(name: str, value) -> tuple[CheckpointEntry, dict]:
     if not isinstance(name, str) or not name.strip() or name.startswith(BASELINE_NAMES):
         raise ConfigurationError(
             f"checkpoints: {name!r} is not a name a checkpoint may take: it must be non-empty and not name a "
@@ -110,28 +127,75 @@ def _load(name: str, value) -> tuple[CheckpointEntry, nn.Module, dict]:
             "(or its checkpoints/last.ckpt)."
         )
     try:
-        backbone, metadata = load_backbone(entry.path, entry.backbone, entry.backbone_kwargs or None, entry.prefix)
+        return entry, read_checkpoint(entry.path)
     except ConfigurationError as error:
         raise ConfigurationError(f"{key}: {error}") from None
-    return entry, backbone, metadata
+
+
+def _dictionary_row(name: str, entry: CheckpointEntry, payload: dict, file: dict) -> Representation:
+    key = f"checkpoints.{name}"
+    given = [field for field in ("backbone", "prefix") if getattr(entry, field) is not None]
+    if given:
+        raise ConfigurationError(
+            f"{key}: {entry.path} is a sparse-coding dictionary, which has no {' or '.join(given)}; remove "
+            f"{', '.join(given)} from its entry."
+        )
+    try:
+        encoder, recorded = dictionary_from(payload, entry.path)
+    except ConfigurationError as error:
+        raise ConfigurationError(f"{key}: {error}") from None
+    input_format, _ = InputFormat.resolve(recorded, entry.stated_format(), "dictionary", key)
+    return Representation(
+        name,
+        input_format,
+        network=functools.partial(_same_network, encoder),
+        stages=1,
+        source=file | input_format.as_dict(),
+        random_twin=functools.partial(_random_dictionary_row, encoder, input_format),
+    )
 
 
 def random_init_rows(checkpoints: list[Representation]) -> list[Representation]:
-    """One randomly initialised network per architecture and input size among ``checkpoints``."""
+    """The random baselines of ``checkpoints``: one per architecture (or dictionary shape) and input size.
+
+    Two architectures of one name and input size (a ``small_conv`` of width 32 and one of
+    width 8, a teacher and its student) are told apart by their arguments in the row names.
+    """
+    twins = [checkpoint.random_twin() for checkpoint in checkpoints if checkpoint.random_twin is not None]
+    variants: dict[str, set[str]] = {}
+    for twin in twins:
+        variants.setdefault(twin.name, set()).add(repr(twin.architecture))
     rows: dict[str, Representation] = {}
-    for checkpoint in checkpoints:
-        (architecture, kwargs), input_format = checkpoint.architecture, checkpoint.input_format
-        name = f"random init ({architecture}, {input_format.image_size}px)"
-        if name not in rows:
-            rows[name] = Representation(
-                name,
-                input_format,
-                network=functools.partial(_random_network, architecture, kwargs),
-                stages=checkpoint.stages,
-                source={"random_init": architecture, "backbone_kwargs": kwargs, **input_format.as_dict()},
-                architecture=(architecture, kwargs),
-            )
+    for twin in twins:
+        if len(variants[twin.name]) > 1:
+            name, kwargs = twin.architecture
+            arguments = " ".join(f"{key}={value}" for key, value in sorted(kwargs.items()))
+            twin.name = f"random init ({name} {arguments}, {twin.input_format.image_size}px)"
+        rows.setdefault(twin.name, twin)
     return list(rows.values())
+
+
+def _random_backbone_row(architecture: tuple[str, dict], input_format: InputFormat, stages: int) -> Representation:
+    name, kwargs = architecture
+    return Representation(
+        f"random init ({name}, {input_format.image_size}px)",
+        input_format,
+        network=functools.partial(_random_network, name, kwargs),
+        stages=stages,
+        source={"random_init": name, "backbone_kwargs": kwargs, **input_format.as_dict()},
+        architecture=architecture,
+    )
+
+
+def _random_dictionary_row(encoder: SparseCodingEncoder, input_format: InputFormat) -> Representation:
+    shape = f"{encoder.n_atoms} atoms of {encoder.patch_size}x{encoder.patch_size}"
+    return Representation(
+        f"random init (dictionary, {shape}, {input_format.image_size}px)",
+        input_format,
+        network=functools.partial(random_encoder, encoder),
+        stages=1,
+        source={"random_init": "dictionary", **encoder.settings(), **input_format.as_dict()},
+    )
 
 
 def raw_pixels_row(checkpoints: list[Representation]) -> Representation:

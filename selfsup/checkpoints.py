@@ -169,7 +169,13 @@ def load_backbone(
     (and its ``backbone_kwargs``); its tensors are found by :func:`selfsup.foreign.interpret`
     (under ``prefix`` if given), and ``metadata["source"]`` says what was taken and dropped.
     """
-    payload = read_checkpoint(path)
+    return backbone_from(read_checkpoint(path), path, backbone, backbone_kwargs, prefix)
+
+
+def backbone_from(
+    payload: dict, path: str | Path, backbone: str | None, backbone_kwargs: dict | None, prefix: str | None
+) -> tuple[Backbone, dict]:
+    """:func:`load_backbone` of a file already read by :func:`read_checkpoint` (``path`` names it in errors)."""
     own = _own_backbone(payload, path)
     if own is not None and prefix is None:
         name, kwargs, state_dict, metadata = own

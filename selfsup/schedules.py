@@ -4,7 +4,9 @@
 * :func:`warmup_cosine`: per-step linear warm-up, then a half cosine (pretraining;
   with no warm-up, the cosine schedule of the downstream probes and fine-tuning);
 * :func:`step_decay`: divide by 10 at given fractions of training (MoCo's linear probe);
-* :func:`cosine_momentum`: an EMA momentum rising to 1 along a half cosine (BYOL, MoCo v3).
+* :func:`cosine_momentum`: an EMA momentum rising to 1 along a half cosine (BYOL, MoCo v3);
+* :func:`cosine_between`: any value moving from a start to an end along a half cosine
+  (DINO's weight decay, 0.04 -> 0.4).
 
 Learning-rate functions return a multiplier of the peak rate, ready for
 ``torch.optim.lr_scheduler.LambdaLR``.
@@ -52,3 +54,9 @@ def cosine_momentum(step: int, total_steps: int, base: float) -> float:
     """Momentum rising from ``base`` at step 0 to 1 at ``total_steps`` along a half cosine (BYOL, solo-learn)."""
     progress = min(1.0, step / max(1, total_steps))
     return 1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+
+def cosine_between(step: int, total_steps: int, start: float, end: float) -> float:
+    """``start`` at step 0, ``end`` from ``total_steps`` on, along a half cosine (DINO's ``cosine_scheduler``)."""
+    progress = min(1.0, step / max(1, total_steps))
+    return end + (start - end) * (math.cos(math.pi * progress) + 1.0) / 2.0

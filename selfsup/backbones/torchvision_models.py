@@ -2,20 +2,23 @@
 
 The model is built by ``torchvision.models.get_model`` (random weights; load a file
 through the checkpoint entry), its classifier left out, and its stage outputs read with
-``torchvision.models.feature_extraction.create_feature_extractor``, so no forward pass is
-rewritten by hand. Parameter and buffer names are torchvision's (a torchvision state dict
+``torchvision.models.feature_extraction.create_feature_extractor``, so no convolutional
+network's forward pass is rewritten by hand. Parameter and buffer names are torchvision's (a torchvision state dict
 loads, minus its classifier).
 
 Stages by family (:data:`STAGE_NODES`): the four ``layerN`` of ResNets, Wide ResNets and
 ResNeXts; the four stage blocks of ConvNeXt (``features.1/3/5/7``); every encoder block
 of a Vision Transformer, whose patch tokens are laid out as a map. A ViT's feature is its
 class token after the final norm (``pool: mean``: its patch tokens' mean); the others average
-the last map. Vision Transformers of other sizes: :mod:`selfsup.backbones.vit`.
+the last map. A ViT runs torchvision's modules block by block instead (no extractor), so that
+an image of any multiple of its patch size gets the position embedding resized to its patch
+grid. Vision Transformers of other sizes: :mod:`selfsup.backbones.vit`.
 """
 
 import re
 
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
@@ -67,9 +70,9 @@ class TorchvisionAdapter(Backbone):
                 self.add_module(child, module)
         for parameter_name, parameter in model.named_parameters(recurse=False):
             self.register_parameter(parameter_name, parameter)
-        nodes = self.stage_nodes + (["encoder.ln"] if self.is_vit else [])
-        # Not a submodule: it shares this module's parameters, which keep torchvision's names.
-        self.__dict__["extractor"] = create_feature_extractor(model, return_nodes=nodes)
+        if not self.is_vit:  # a ViT runs its blocks itself, to interpolate its position embedding
+            # Not a submodule: it shares this module's parameters, which keep torchvision's names.
+            self.__dict__["extractor"] = create_feature_extractor(model, return_nodes=self.stage_nodes)
         size = getattr(model, "image_size", 64)
         with torch.no_grad():
             maps = self.eval().forward_stages(torch.zeros(1, 3, size, size))
@@ -80,7 +83,8 @@ class TorchvisionAdapter(Backbone):
     def train(self, mode: bool = True) -> "TorchvisionAdapter":
         """Also the extractor's mode, which picks its traced graph (torchvision traces one per mode)."""
         super().train(mode)
-        self.extractor.train(mode)
+        if not self.is_vit:
+            self.extractor.train(mode)
         return self
 
     def __setstate__(self, state: dict) -> None:
@@ -95,33 +99,69 @@ class TorchvisionAdapter(Backbone):
         return self.forward_with_stages(images)[0]
 
     def forward_with_stages(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        self.check_input_size(images)
+        if self.is_vit:
+            return self._vit_forward(images)
         outputs = self.extractor(images)
-        maps = [self._as_map(outputs[node]) for node in self.stage_nodes]
-        if not self.is_vit:
-            return maps[-1].mean(dim=(2, 3)), maps
-        tokens = outputs["encoder.ln"]
+        maps = [outputs[node] for node in self.stage_nodes]
+        return maps[-1].mean(dim=(2, 3)), maps
+
+    def _vit_forward(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """torchvision's ``VisionTransformer`` forward, block by block, at any multiple of the patch size.
+
+        The same modules in the same order as torchvision's ``_process_input`` and ``Encoder``
+        (equal to them at the trained size); the position embedding fits the image's patch grid
+        (:meth:`position_embedding`), so DINO's 96 px local crops pass a ViT built for 224 px.
+        """
+        self.check_patch_grid(images)
+        tokens = self.conv_proj(images)
+        rows, columns = tokens.shape[-2:]
+        tokens = tokens.flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.class_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+        tokens = self.encoder.dropout(tokens + self.position_embedding(rows, columns))
+        maps = []
+        for block in self.encoder.layers:
+            tokens = block(tokens)
+            maps.append(tokens[:, 1:].transpose(1, 2).reshape(tokens.shape[0], -1, rows, columns))
+        tokens = self.encoder.ln(tokens)
         return (tokens[:, 0] if self.pool == "cls" else tokens[:, 1:].mean(dim=1)), maps
 
+    def position_embedding(self, rows: int, columns: int) -> torch.Tensor:
+        """The ``(1, 1 + rows * columns, D)`` position embedding of a ``rows x columns`` patch grid.
+
+        The trained one at the trained grid; at another grid its patch part is resized bicubically
+        as a ``D``-channel image and the class token's entry kept (Dosovitskiy et al. 2021, §3.2;
+        DINO's ``interpolate_pos_encoding``).
+        """
+        embedding = self.encoder.pos_embedding
+        side = self.image_size // self.conv_proj.kernel_size[0]
+        if (rows, columns) == (side, side):
+            return embedding
+        grid = embedding[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(rows, columns), mode="bicubic", align_corners=False)
+        return torch.cat([embedding[:, :1], grid.flatten(2).transpose(1, 2)], dim=1)
+
+    def check_patch_grid(self, images: torch.Tensor) -> None:
+        """Refuse, in one line, images whose sides are not a multiple of a ViT's patch size."""
+        patch = self.conv_proj.kernel_size[0]
+        height, width = images.shape[-2:]
+        if images.ndim != 4 or height % patch or width % patch or not height or not width:
+            raise ConfigurationError(
+                f"the ViT backbone cuts {patch}x{patch} patches, so it takes images whose sides are multiples of "
+                f"{patch}, got {tuple(images.shape)}: resize the views (data.init_args.image_size, a view group's "
+                "image_size, a method's tile or patch size) or build the ViT with another patch_size."
+            )
+
     def check_input_size(self, images: torch.Tensor) -> None:
-        """Refuse, in one line, images of another size than a ViT's position embedding was built for."""
-        if self.is_vit and tuple(images.shape[-2:]) != (self.image_size, self.image_size):
+        """Refuse images of another size than the position embedding's (a method that uses it as it is: MAE)."""
+        if tuple(images.shape[-2:]) != (self.image_size, self.image_size):
             raise ConfigurationError(
                 f"the ViT backbone takes {self.image_size}x{self.image_size} images, got {images.shape[-2]}x"
                 f"{images.shape[-1]}: set model.init_args.backbone_kwargs.image_size to the size it is fed "
-                "(the data's image_size, or the tile or patch size of a method that encodes tiles)."
+                "(the data's image_size)."
             )
 
     def stage_modules(self) -> list[nn.Module]:
         return [self.get_submodule(node) for node in self.stage_nodes]
-
-    def _as_map(self, output: torch.Tensor) -> torch.Tensor:
-        """A ViT block's ``(B, 1 + h*w, D)`` tokens as a ``(B, D, h, w)`` map of its patch tokens."""
-        if not self.is_vit:
-            return output
-        patches = output[:, 1:]
-        side = int(round(patches.shape[1] ** 0.5))
-        return patches.transpose(1, 2).reshape(patches.shape[0], patches.shape[2], side, side)
 
 
 class TorchvisionBackbone(TorchvisionAdapter):

@@ -7,6 +7,7 @@ from selfsup.methods.byol import BYOL
 from selfsup.methods.cpc import CPC
 from selfsup.methods.deep_infomax import DeepInfoMax
 from selfsup.methods.dino import DINO
+from selfsup.methods.distillation import Distillation
 from selfsup.methods.jigsaw import Jigsaw
 from selfsup.methods.mae import MAE
 from selfsup.methods.moco import MoCo
@@ -22,6 +23,7 @@ __all__ = [
     "DINO",
     "DeepInfoMax",
     "DenoisingAutoencoder",
+    "Distillation",
     "Jigsaw",
     "MAE",
     "MoCo",

@@ -44,7 +44,7 @@ from selfsup.components.ema import ema_update
 from selfsup.components.monitors import KNNMonitor, OnlineLinearProbe, ValidationFeatures
 from selfsup.errors import ConfigurationError, NonFiniteLossError, is_finite, require
 from selfsup.optim import LARS, decay_groups
-from selfsup.schedules import cosine_momentum, scaled_learning_rate, warmup_cosine
+from selfsup.schedules import cosine_between, cosine_momentum, scaled_learning_rate, warmup_cosine
 
 #: The names of the validation loaders the datamodule provides for the monitors.
 KNN_BANK, KNN_QUERIES = "knn_bank", "knn_queries"
@@ -69,6 +69,7 @@ class PretrainMethod(pl.LightningModule):
         lr_scaling: Literal["linear", "sqrt", "none"] = "linear",
         reference_batch_size: int = 256,
         weight_decay: float = 1e-6,
+        final_weight_decay: float | None = None,
         momentum: float = 0.9,
         betas: tuple[float, float] = (0.9, 0.999),
         warmup_epochs: float = 10.0,
@@ -92,6 +93,8 @@ class PretrainMethod(pl.LightningModule):
             lr_scaling: ``linear`` (lr x B/reference), ``sqrt`` or ``none``, B the global batch.
             reference_batch_size: the batch size ``lr`` is given for.
             weight_decay: L2 decay of the weights (not biases and norms with ``exclude_bias_and_norm``).
+            final_weight_decay: the decay at the end of training, reached along a half cosine from
+                ``weight_decay`` per step (DINO: 0.04 -> 0.4); ``None``: constant.
             momentum: SGD/LARS momentum.
             betas: AdamW's (beta1, beta2); MAE uses (0.9, 0.95).
             warmup_epochs: linear warm-up, per step, before the cosine decay.
@@ -117,6 +120,12 @@ class PretrainMethod(pl.LightningModule):
             key + "betas",
             betas,
             "two numbers in [0, 1)",
+        )
+        require(
+            final_weight_decay is None or is_finite(final_weight_decay) and final_weight_decay >= 0,
+            key + "final_weight_decay",
+            final_weight_decay,
+            "null or a finite number >= 0",
         )
         require(
             is_finite(final_lr_fraction) and 0 <= final_lr_fraction <= 1,
@@ -164,6 +173,12 @@ class PretrainMethod(pl.LightningModule):
         if schedule == "constant":
             return momentum
         return cosine_momentum(self.trainer.global_step + 1, self.trainer.estimated_stepping_batches, momentum)
+
+    def current_weight_decay(self) -> float:
+        """The decayed group's weight decay at this step: ``weight_decay`` -> ``final_weight_decay`` on a cosine."""
+        hparams = self.hparams
+        total = self.trainer.estimated_stepping_batches
+        return cosine_between(self.trainer.global_step, total, hparams.weight_decay, hparams.final_weight_decay)
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         """The optimiser's step, then the momentum targets' EMA.
@@ -248,6 +263,12 @@ class PretrainMethod(pl.LightningModule):
         )
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self.hparams.get("final_weight_decay") is not None:
+            decay = self.current_weight_decay()
+            for group in self.trainer.optimizers[0].param_groups:
+                if group.get("scheduled_weight_decay"):
+                    group["weight_decay"] = decay
+            self.log("train/weight_decay", decay, on_step=True, on_epoch=False)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         if self._momentum_pairs:
             self.log("train/momentum", self.current_momentum(), on_step=True, on_epoch=False)
@@ -280,6 +301,7 @@ class PretrainMethod(pl.LightningModule):
         excluded = {"online_probe", *self.separately_optimised}
         trained = nn.ModuleList(child for name, child in self.named_children() if name not in excluded)
         groups = decay_groups(trained, hparams.weight_decay, hparams.exclude_bias_and_norm)
+        groups[0]["scheduled_weight_decay"] = True  # the decayed group: final_weight_decay moves its decay
         groups.append(
             {
                 "params": self.online_probe.parameters(),

@@ -97,9 +97,34 @@ def test_a_convolutional_network_refuses_the_class_token():
         build_backbone("convnext_tiny", pool="cls")
 
 
-def test_an_image_of_another_size_is_refused_with_the_key_to_set():
+def test_another_patch_grid_gets_the_bicubically_resized_position_embedding():
+    backbone = build_backbone("vit_micro").eval()
+    trained = backbone.encoder.pos_embedding
+    assert backbone.position_embedding(4, 4) is trained
+    resized = backbone.position_embedding(6, 5)
+    grid = trained[:, 1:].reshape(1, 4, 4, 64).permute(0, 3, 1, 2)  # the 4x4 patch grid as a 64-channel image
+    by_hand = torch.nn.functional.interpolate(grid, size=(6, 5), mode="bicubic", align_corners=False)
+    assert resized.shape == (1, 1 + 30, 64)
+    assert torch.equal(resized[:, 0], trained[:, 0])  # the class token's entry is kept
+    assert torch.equal(resized[0, 1:].reshape(6, 5, 64), by_hand[0].permute(1, 2, 0))
+    constant = torch.full_like(grid, 0.5)
+    assert torch.allclose(torch.nn.functional.interpolate(constant, size=(6, 5), mode="bicubic"), constant[..., :1, :1])
+
+
+def test_a_vit_encodes_any_multiple_of_its_patch_size_and_trains_its_embedding_there():
     backbone = build_backbone("vit_micro")
-    expected = "ViT backbone takes 16x16 images, got 24x24: set model.init_args.backbone_kwargs.image_size"
+    feature, maps = backbone.forward_with_stages(_images(24)[:, :, :, :20])
+    assert feature.shape == (3, 64) and all(stage.shape == (3, 64, 6, 5) for stage in maps)
+    feature.sum().backward()
+    assert backbone.encoder.pos_embedding.grad.abs().sum() > 0
+
+
+def test_an_image_off_the_patch_grid_is_refused_with_what_to_change():
+    backbone = build_backbone("vit_micro")
+    expected = "the ViT backbone cuts 4x4 patches, so it takes images whose sides are multiples of 4, got"
     for forward in (backbone, backbone.forward_stages):
-        with pytest.raises(ConfigurationError, match=expected):
-            forward(torch.randn(1, 3, 24, 24))
+        with pytest.raises(ConfigurationError, match=expected) as error:
+            forward(torch.randn(1, 3, 18, 18))
+        assert "\n" not in str(error.value)
+    with pytest.raises(ConfigurationError, match="takes 16x16 images, got 24x24"):
+        backbone.check_input_size(torch.randn(1, 3, 24, 24))  # what MAE, which keeps the embedding as it is, asks

@@ -5,6 +5,7 @@ import pytorch_lightning as pl
 import torch
 
 from selfsup.data import DigitsDataModule
+from selfsup.data.augment import ViewGroup
 from selfsup.errors import ConfigurationError
 from selfsup.methods import (
     AMDIM,
@@ -57,19 +58,33 @@ def test_a_few_steps_train_every_part_of_the_vit(tmp_path, method):
 
 @pytest.mark.parametrize(
     ("build", "kwargs"),
-    [
-        (Jigsaw, dict(num_permutations=10)),
-        (RelativePosition, {}),
-        (CPC, dict(grid_size=3, patch_size=8, patch_stride=4, prediction_steps=1, target_dim=16)),
-    ],
-    ids=["jigsaw", "relative_position", "cpc"],
+    [(Jigsaw, dict(num_permutations=10)), (RelativePosition, {})],
+    ids=["jigsaw", "relative_position"],
 )
-def test_a_method_that_encodes_tiles_refuses_a_vit_sized_for_whole_images_in_one_line(tmp_path, build, kwargs):
-    """Tiles and whole images (the monitors') differ in size, which one ViT's position embedding cannot serve."""
+def test_a_method_whose_tiles_are_off_the_vit_patch_grid_is_refused_in_one_line(tmp_path, build, kwargs):
+    """Tiles of 10 px cannot be cut into the ViT's 4 px patches; the message names what to resize."""
     model = build(**{**VIT, **kwargs})
     trainer = quiet_trainer(tmp_path, max_steps=1)
-    with pytest.raises(ConfigurationError, match="^the ViT backbone takes 16x16 images, got ") as error:
-        trainer.fit(
-            model, datamodule=DigitsDataModule(batch_size=8, image_size=36 if build is not CPC else 16, num_views=1)
-        )
+    with pytest.raises(
+        ConfigurationError, match="^the ViT backbone cuts 4x4 patches, so it takes images whose"
+    ) as error:
+        trainer.fit(model, datamodule=DigitsDataModule(batch_size=8, image_size=36, num_views=1))
     assert "\n" not in str(error.value)
+
+
+def test_cpc_trains_a_vit_on_its_patches_through_the_resized_position_embedding(tmp_path):
+    """CPC's 8 px patches and the monitors' 16 px images share one ViT: its embedding is resized per grid."""
+    model = CPC(**VIT, grid_size=3, patch_size=8, patch_stride=4, prediction_steps=1, target_dim=16)
+    before = model.backbone.encoder.pos_embedding.detach().clone()
+    quiet_trainer(tmp_path, max_steps=2).fit(model, datamodule=DigitsDataModule(batch_size=8, num_views=1))
+    assert not torch.equal(before, model.backbone.encoder.pos_embedding)
+
+
+def test_dino_multi_crop_feeds_local_crops_of_another_size_to_the_vit_student(tmp_path):
+    """DINO's 96 px local crops beside 224 px global ones, at digits' scale: 8 px local crops, 16 px global ones."""
+    model = DINO(**VIT, output_dim=32, head_hidden_dim=16, bottleneck_dim=8, freeze_last_layer_epochs=0)
+    groups = [ViewGroup(count=2), ViewGroup(count=2, image_size=8)]
+    data = DigitsDataModule(batch_size=8, image_size=16, view_groups=groups)
+    before = model.backbone.encoder.pos_embedding.detach().clone()
+    quiet_trainer(tmp_path, max_steps=2).fit(model, datamodule=data)
+    assert not torch.equal(before, model.backbone.encoder.pos_embedding)

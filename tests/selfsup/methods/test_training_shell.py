@@ -1,5 +1,7 @@
 """The shared training shell: optimiser choice, parameter groups, scaled per-step schedule."""
 
+import math
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -60,3 +62,37 @@ def test_a_method_that_compares_views_refuses_one_view_per_image_before_training
     expected = f"data.init_args.num_views must be >= 2 \\({method} compares 2 views of each image\\), got 1"
     with pytest.raises(ConfigurationError, match=expected):
         trainer.fit(model, datamodule=DigitsDataModule(batch_size=8, image_size=16, num_views=1))
+
+
+class RecordWeightDecay(pl.Callback):
+    def __init__(self):
+        self.groups = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.groups.append([group["weight_decay"] for group in optimizer.param_groups])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw", "lars"])
+def test_weight_decay_follows_a_cosine_to_its_final_value_on_the_decayed_group_only(tmp_path, optimizer):
+    """DINO's schedule: 0.04 at the first step to 0.4 at the end, per step; biases, norms and the probe stay at 0."""
+    model = SimCLR(
+        backbone="small_conv",
+        backbone_kwargs={"width": 8},
+        optimizer=optimizer,
+        weight_decay=0.04,
+        final_weight_decay=0.4,
+        warmup_epochs=0,
+    )
+    recorder = RecordWeightDecay()
+    trainer = quiet_trainer(tmp_path, max_epochs=2, limit_train_batches=4, callbacks=[recorder])
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=32))
+    by_hand = [0.4 + (0.04 - 0.4) * (math.cos(math.pi * step / 8) + 1) / 2 for step in range(8)]
+    assert [decayed for decayed, _, _ in recorder.groups] == pytest.approx(by_hand)
+    assert by_hand[0] == pytest.approx(0.04) and by_hand[-1] < 0.4
+    assert all(excluded == probe == 0.0 for _, excluded, probe in recorder.groups)
+
+
+@pytest.mark.parametrize("value", [-0.1, float("nan"), float("inf")])
+def test_a_final_weight_decay_out_of_range_is_refused(value):
+    with pytest.raises(ConfigurationError, match="final_weight_decay must be null or a finite number >= 0"):
+        SimCLR(backbone="small_conv", backbone_kwargs={"width": 8}, final_weight_decay=value)

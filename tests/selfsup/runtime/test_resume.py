@@ -1,8 +1,8 @@
 """A run stopped after a checkpoint and resumed ends exactly where the uninterrupted run ends.
 
 Exactness holds at epoch boundaries (``last.ckpt`` is written at the end of every
-epoch) on CPU in deterministic mode: weights, online probe, MoCo's queue and pointer,
-jigsaw's permutations, optimiser and scheduler state, the random generators (data
+epoch) on CPU in deterministic mode: weights, online probe, MoCo's and SEED's queues and
+pointers, jigsaw's permutations, optimiser and scheduler state, the random generators (data
 order, augmentations, Shuffle-BN) all continue as if nothing had happened. A mid-epoch
 checkpoint continues correctly: same epoch count, step count and learning rate.
 """
@@ -14,20 +14,30 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from selfsup.checkpoints import RANDOM_STATES_KEY
 from selfsup.data import DigitsDataModule, ViewGroup
-from selfsup.methods import AMDIM, BYOL, CPC, DINO, MAE, DenoisingAutoencoder, MoCo, MoCoV3, SimCLR
+from selfsup.methods import AMDIM, BYOL, CPC, DINO, MAE, DenoisingAutoencoder, Distillation, MoCo, MoCoV3, SimCLR
 from selfsup.methods.deep_infomax import DeepInfoMax
 from selfsup.methods.jigsaw import Jigsaw
 from selfsup.methods.relative_position import RelativePosition
 from selfsup.methods.rotation import RotationPrediction
 from selfsup.runtime import RandomStateCheckpoint, SafeCheckpointIO
-from tests.helpers import quiet_trainer
+from tests.helpers import quiet_trainer, random_digits_backbone
 
+#: The distillation entry's teacher file, written once for this module by ``distillation_teacher``.
+TEACHER = {}
 COMMON = dict(backbone="small_conv", backbone_kwargs={"width": 8}, warmup_epochs=1, lr=0.1)
 METHODS = {
     "simclr": (lambda: SimCLR(**COMMON, projection_dim=16), dict(image_size=16)),
     "moco": (lambda: MoCo(**COMMON, queue_size=64, projection_dim=16, split_bn_groups=2), dict(image_size=16)),
-    "dino": (  # the teacher, the centre, the frozen last layer's epoch, multi-crop's random crops
-        lambda: DINO(**COMMON, output_dim=32, head_hidden_dim=16, bottleneck_dim=8, freeze_last_layer_epochs=1),
+    "dino": (  # the teacher, the centre, the frozen last layer's epoch, multi-crop's crops, the decay's cosine
+        lambda: DINO(
+            **COMMON,
+            output_dim=32,
+            head_hidden_dim=16,
+            bottleneck_dim=8,
+            freeze_last_layer_epochs=1,
+            weight_decay=0.04,
+            final_weight_decay=0.4,
+        ),
         dict(image_size=16, view_groups=[ViewGroup(count=2), ViewGroup(count=2, image_size=8)]),
     ),
     "mae": (  # the random masks: torch's generator, restored from the checkpoint
@@ -92,8 +102,19 @@ METHODS = {
         ),
         dict(image_size=18, num_views=1),  # the 16-px grid at a random offset: more random draws to restore
     ),
+    "distillation": (  # SEED's queue of teacher embeddings (it wraps around), the teacher reloaded from its file
+        lambda: Distillation(**COMMON, teacher=TEACHER["path"], loss="seed", queue_size=64, projection_hidden_dim=16),
+        dict(image_size=16, num_views=1),
+    ),
 }
 EPOCHS, BATCHES = 3, 3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def distillation_teacher(tmp_path_factory):
+    """A random small conv net of width 16 as the distillation entry's teacher; the global generator is left alone."""
+    with torch.random.fork_rng():
+        TEACHER["path"] = random_digits_backbone(tmp_path_factory.mktemp("teacher") / "backbone.pt", width=16)
 
 
 class CrashAtEpoch(pl.Callback):
