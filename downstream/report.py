@@ -9,6 +9,7 @@ transferability scores ran, each dataset's table is followed by their section
 import csv
 import io
 import statistics
+from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def write_report(
     wandb_offline: bool,
     losses: dict | None = None,
     scoring: TransferabilityRecipe = TransferabilityRecipe(),
-    closing: list[str] = (),
+    closing: Sequence[str] = (),
 ) -> str:
     """Write ``results.csv``, ``results.md``, ``results.png`` (and ``transferability.png``); return the markdown.
 

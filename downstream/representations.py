@@ -43,7 +43,8 @@ class Representation:
     ``source`` is what the row's values depend on besides the protocol, for the
     fingerprints of :mod:`downstream.cells`; ``architecture`` is ``(name, kwargs)`` of a
     backbone (``None`` for raw pixels and dictionaries: nothing to train or probe per layer);
-    ``random_twin()`` is the row's randomly initialised baseline (``None``: it has none).
+    ``random_twin()`` is the row's randomly initialised baseline (``None``: it has none), and a
+    baseline's ``detailed_name`` the name it takes when another baseline would share its name.
     """
 
     name: str
@@ -53,6 +54,7 @@ class Representation:
     source: dict
     architecture: tuple[str, dict] | None = None
     random_twin: Callable[[], "Representation"] | None = None
+    detailed_name: str | None = None
 
 
 class Pixels(nn.Module):
@@ -158,25 +160,24 @@ def _dictionary_row(name: str, entry: CheckpointEntry, payload: dict, file: dict
 def random_init_rows(checkpoints: list[Representation]) -> list[Representation]:
     """The random baselines of ``checkpoints``: one per architecture (or dictionary shape) and input size.
 
-    Two architectures of one name and input size (a ``small_conv`` of width 32 and one of
-    width 8, a teacher and its student) are told apart by their arguments in the row names.
+    Two baselines of one name but other definitions (a ``small_conv`` of width 32 and one of
+    width 8, a teacher and its student; dictionaries of another stride) take their detailed names.
     """
     twins = [checkpoint.random_twin() for checkpoint in checkpoints if checkpoint.random_twin is not None]
-    variants: dict[str, set[str]] = {}
+    definitions: dict[str, set[str]] = {}
     for twin in twins:
-        variants.setdefault(twin.name, set()).add(repr(twin.architecture))
+        definitions.setdefault(twin.name, set()).add(repr(twin.source))
     rows: dict[str, Representation] = {}
     for twin in twins:
-        if len(variants[twin.name]) > 1:
-            name, kwargs = twin.architecture
-            arguments = " ".join(f"{key}={value}" for key, value in sorted(kwargs.items()))
-            twin.name = f"random init ({name} {arguments}, {twin.input_format.image_size}px)"
+        if len(definitions[twin.name]) > 1:
+            twin.name = twin.detailed_name
         rows.setdefault(twin.name, twin)
     return list(rows.values())
 
 
 def _random_backbone_row(architecture: tuple[str, dict], input_format: InputFormat, stages: int) -> Representation:
     name, kwargs = architecture
+    arguments = "".join(f" {key}={value}" for key, value in sorted(kwargs.items()))
     return Representation(
         f"random init ({name}, {input_format.image_size}px)",
         input_format,
@@ -184,17 +185,25 @@ def _random_backbone_row(architecture: tuple[str, dict], input_format: InputForm
         stages=stages,
         source={"random_init": name, "backbone_kwargs": kwargs, **input_format.as_dict()},
         architecture=architecture,
+        detailed_name=f"random init ({name}{arguments}, {input_format.image_size}px)",
     )
 
 
 def _random_dictionary_row(encoder: SparseCodingEncoder, input_format: InputFormat) -> Representation:
     shape = f"{encoder.n_atoms} atoms of {encoder.patch_size}x{encoder.patch_size}"
+    coding = f"stride {encoder.stride}, sparsity {encoder.sparsity:g}, pool {encoder.pool_grid}"
     return Representation(
         f"random init (dictionary, {shape}, {input_format.image_size}px)",
         input_format,
         network=functools.partial(random_encoder, encoder),
         stages=1,
-        source={"random_init": "dictionary", **encoder.settings(), **input_format.as_dict()},
+        source={
+            "random_init": "dictionary",
+            "n_atoms": encoder.n_atoms,
+            **encoder.settings(),
+            **input_format.as_dict(),
+        },
+        detailed_name=f"random init (dictionary, {shape}, {coding}, {input_format.image_size}px)",
     )
 
 

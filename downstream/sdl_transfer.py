@@ -82,6 +82,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from downstream.command_line import EvaluateParser  # noqa: E402
+from downstream.matrix_checks import check_writable  # noqa: E402
 from selfsup.checkpoints import atomic_write_bytes  # noqa: E402
 from selfsup.classical.sdl import (  # noqa: E402
     CoupledDictionaries,
@@ -182,6 +183,7 @@ def sdl_transfer(
     """
     _check_target_domain(target_domain)
     _check_settings(output_dir, n_atoms, gamma, lambda_source, lambda_target, lambda_mapping, iterations, seeds)
+    check_writable(Path(output_dir))
     _check_splits(pairs, labelled, initial_iterations)
     settings = (
         f"target_domain={target_domain}, n_atoms={n_atoms}, gamma={gamma}, lambda_source={lambda_source}, "

@@ -48,7 +48,7 @@ from selfsup.classical.dictionary import (  # noqa: E402
 from selfsup.data.augment import eval_transform  # noqa: E402
 from selfsup.data.base import PretrainDataModule  # noqa: E402
 from selfsup.data.datasets import TransformedDataset  # noqa: E402
-from selfsup.errors import ConfigurationError, require  # noqa: E402
+from selfsup.errors import ConfigurationError, is_integer, require  # noqa: E402
 
 HELD_OUT_PATCHES = 2000
 
@@ -89,29 +89,29 @@ def learn_dictionary(
     for name, value in (("patches_per_image", patches_per_image), ("epochs", epochs)):
         require(isinstance(value, int) and not isinstance(value, bool) and value >= 1, name, value, "an integer >= 1")
     require(max_images is None or max_images >= 1, "max_images", max_images, "null or >= 1")
+    require(is_integer(seed) and 0 <= seed < 2**32, "seed", seed, "an integer in [0, 2**32)")
     check_coding(patch_size, stride, sparsity, pool_grid, data.image_size)
     output = Path(output_dir)
     if output.exists() and not output.is_dir():
         raise ConfigurationError(f"output_dir {output} is a file; give a directory to write the dictionary into.")
     output.mkdir(parents=True, exist_ok=True)
 
-    images = _source_images(data, max_images, seed)
-    patches = patch_sample(images, patch_size, stride, patches_per_image, seed)
+    patches, image_count, channels = _source_patches(data, max_images, patch_size, stride, patches_per_image, seed)
     generator = np.random.default_rng(seed)
     order = generator.permutation(len(patches))
     held_out = patches[order[: min(HELD_OUT_PATCHES, len(patches) // 5)]]
     training = patches[order[len(held_out) :]]
-    if len(training) < n_atoms:
+    if len(training) < n_atoms or not len(held_out):
         raise ConfigurationError(
-            f"{len(training)} training patches cannot determine {n_atoms} atoms: raise patches_per_image or "
-            "max_images, or lower n_atoms."
+            f"{len(patches)} patches cannot determine {n_atoms} atoms and hold out a fifth to check them: raise "
+            "patches_per_image or max_images, or lower n_atoms."
         )
-    print(f"selfsup dictionary: {n_atoms} atoms from {len(training)} patches of {len(images)} images", file=sys.stderr)
+    print(f"selfsup dictionary: {n_atoms} atoms from {len(training)} patches of {image_count} images", file=sys.stderr)
     started = time.perf_counter()
     atoms = learn_atoms(training, n_atoms, sparsity, epochs, seed, learner)
     seconds = time.perf_counter() - started
     encoder = SparseCodingEncoder(
-        torch.from_numpy(atoms), patch_size, stride, sparsity, pool_grid, data.image_size, images.shape[1]
+        torch.from_numpy(atoms), patch_size, stride, sparsity, pool_grid, data.image_size, channels
     )
     error, nonzeros = _coding_quality(held_out, atoms, sparsity)
     save_dictionary(
@@ -120,7 +120,7 @@ def learn_dictionary(
         data.mean,
         data.std,
         data=f"{type(data).__module__}.{type(data).__qualname__}",
-        images=len(images),
+        images=image_count,
         training_patches=len(training),
         epochs=epochs,
         learner=learner,
@@ -129,7 +129,7 @@ def learn_dictionary(
         held_out_relative_error=error,
         held_out_nonzeros=nonzeros,
     )
-    _plot_atoms(atoms, images.shape[1], patch_size, output / "atoms.png")
+    _plot_atoms(atoms, channels, patch_size, output / "atoms.png")
     print(
         f"dictionary: {n_atoms} atoms of {patch_size}x{patch_size} patches, learned in {seconds:.1f} s; "
         f"held-out patches: relative reconstruction error {error:.3f}, {nonzeros:.1f} non-zero codes of "
@@ -138,8 +138,14 @@ def learn_dictionary(
     return encoder
 
 
-def _source_images(data: PretrainDataModule, max_images: int | None, seed: int) -> torch.Tensor:
-    """The datamodule's training images through its evaluation transform, as one tensor."""
+def _source_patches(
+    data: PretrainDataModule, max_images: int | None, patch_size: int, stride: int, per_image: int, seed: int
+) -> tuple[np.ndarray, int, int]:
+    """Patches of the datamodule's training images through its evaluation transform, batch by batch.
+
+    Only the sampled patches are kept (never the images of a large folder); batch ``b``'s are
+    drawn by ``seed + b``, so the sample is the same for every number of workers.
+    """
     train = data.raw_splits()[0]
     transform = eval_transform(data.image_size, data.mean, data.std, data.crop_fraction)
     indices = list(range(len(train)))
@@ -147,8 +153,13 @@ def _source_images(data: PretrainDataModule, max_images: int | None, seed: int) 
         indices = torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))[:max_images].tolist()
     subset = torch.utils.data.Subset(TransformedDataset(train, transform), indices)
     loader = DataLoader(subset, batch_size=256, num_workers=data.num_workers)
-    batches = [images for images, _ in tqdm(loader, desc="source images", unit="batch", file=sys.stderr)]
-    return torch.cat(batches)
+    patches, channels = [], 3
+    for batch, (images, _) in enumerate(tqdm(loader, desc="source images", unit="batch", file=sys.stderr)):
+        patches.append(patch_sample(images, patch_size, stride, per_image, seed + batch))
+        channels = images.shape[1]
+    if not patches:
+        raise ConfigurationError(f"{type(data).__name__} has no training images to learn a dictionary from.")
+    return np.concatenate(patches), len(subset), channels
 
 
 def _coding_quality(patches: np.ndarray, atoms: np.ndarray, sparsity: float) -> tuple[float, float]:

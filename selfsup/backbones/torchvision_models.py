@@ -93,24 +93,28 @@ class TorchvisionAdapter(Backbone):
         self.train(self.training)
 
     def forward_stages(self, images: torch.Tensor) -> list[torch.Tensor]:
-        return self.forward_with_stages(images)[1]  # the extractor computes a ViT's final norm anyway
+        if self.is_vit:
+            return self._vit_blocks(images)[1]
+        return [self.extractor(images)[node] for node in self.stage_nodes]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_with_stages(images)[0]
 
     def forward_with_stages(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if self.is_vit:
-            return self._vit_forward(images)
-        outputs = self.extractor(images)
-        maps = [outputs[node] for node in self.stage_nodes]
-        return maps[-1].mean(dim=(2, 3)), maps
+        if not self.is_vit:
+            maps = self.forward_stages(images)
+            return maps[-1].mean(dim=(2, 3)), maps
+        tokens, maps = self._vit_blocks(images)
+        tokens = self.encoder.ln(tokens)
+        return (tokens[:, 0] if self.pool == "cls" else tokens[:, 1:].mean(dim=1)), maps
 
-    def _vit_forward(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """torchvision's ``VisionTransformer`` forward, block by block, at any multiple of the patch size.
+    def _vit_blocks(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The last block's tokens and every block's patch tokens as a map: torchvision's ViT before its final norm.
 
         The same modules in the same order as torchvision's ``_process_input`` and ``Encoder``
-        (equal to them at the trained size); the position embedding fits the image's patch grid
-        (:meth:`position_embedding`), so DINO's 96 px local crops pass a ViT built for 224 px.
+        (equal to them at the trained size), block by block, at any multiple of the patch size:
+        the position embedding fits the image's patch grid (:meth:`position_embedding`), so DINO's
+        96 px local crops pass a ViT built for 224 px.
         """
         self.check_patch_grid(images)
         tokens = self.conv_proj(images)
@@ -122,8 +126,7 @@ class TorchvisionAdapter(Backbone):
         for block in self.encoder.layers:
             tokens = block(tokens)
             maps.append(tokens[:, 1:].transpose(1, 2).reshape(tokens.shape[0], -1, rows, columns))
-        tokens = self.encoder.ln(tokens)
-        return (tokens[:, 0] if self.pool == "cls" else tokens[:, 1:].mean(dim=1)), maps
+        return tokens, maps
 
     def position_embedding(self, rows: int, columns: int) -> torch.Tensor:
         """The ``(1, 1 + rows * columns, D)`` position embedding of a ``rows x columns`` patch grid.

@@ -29,7 +29,7 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 from selfsup.checkpoints import atomic_save
-from selfsup.errors import ConfigurationError, is_finite, require
+from selfsup.errors import ConfigurationError, is_finite, is_integer, require
 
 DICTIONARY_FORMAT = "selfsup-dictionary/1"
 #: Coordinate-descent sweeps of the coding solver: scikit-learn's 1000 leave some patches short of its tolerance.
@@ -105,6 +105,7 @@ class SparseCodingEncoder(nn.Module):
     ) -> None:
         super().__init__()
         check_coding(patch_size, stride, sparsity, pool_grid, image_size)
+        require(is_integer(channels) and channels >= 1, "channels", channels, "an integer >= 1")
         if atoms.ndim != 2 or atoms.shape[1] != channels * patch_size**2 or not atoms.shape[0]:
             raise ConfigurationError(
                 f"the atoms must be (n_atoms, {channels * patch_size**2}) for {channels}-channel "
@@ -112,7 +113,8 @@ class SparseCodingEncoder(nn.Module):
             )
         if not torch.isfinite(atoms).all():
             raise ConfigurationError("the atoms hold NaN or infinite values: learn the dictionary again.")
-        self.register_buffer("atoms", atoms.detach().to(torch.float64).clone())
+        # Not a buffer: a half-precision Trainer converts buffers, and the coding needs float64 on the host.
+        self.atoms = atoms.detach().to("cpu", torch.float64).clone()
         self.patch_size, self.stride, self.sparsity = patch_size, stride, sparsity
         self.pool_grid, self.image_size, self.channels = pool_grid, image_size, channels
         self.feature_dim = 2 * atoms.shape[0] * pool_grid**2
@@ -133,7 +135,7 @@ class SparseCodingEncoder(nn.Module):
         patches = image_patches(images.detach().to(torch.float64), self.patch_size, self.stride)
         n, rows, cols, dim = patches.shape
         flat = patches.reshape(-1, dim).cpu().numpy()
-        codes = sparse_code(flat, self.atoms.cpu().numpy(), self.sparsity)
+        codes = sparse_code(flat, self.atoms.numpy(), self.sparsity)
         codes = torch.from_numpy(codes).to(images.device).reshape(n, rows, cols, -1).permute(0, 3, 1, 2)
         return torch.cat([codes.clamp(min=0), (-codes).clamp(min=0)], dim=1)
 
@@ -159,10 +161,10 @@ class SparseCodingEncoder(nn.Module):
 def check_coding(patch_size, stride, sparsity, pool_grid, image_size, key: str = "") -> None:
     """Refuse coding settings that give no patch, no code or fewer patch rows than pooling cells."""
     for name, value in (("patch_size", patch_size), ("stride", stride), ("pool_grid", pool_grid)):
-        valid = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-        require(valid, key + name, value, "an integer >= 1")
+        require(is_integer(value) and value >= 1, key + name, value, "an integer >= 1")
+    require(is_integer(image_size) and image_size >= 1, key + "image_size", image_size, "an integer >= 1 (pixels)")
     require(
-        isinstance(image_size, int) and not isinstance(image_size, bool) and image_size >= patch_size,
+        image_size >= patch_size,
         key + "patch_size",
         patch_size,
         f"at most the image size {image_size}",
@@ -210,6 +212,10 @@ def dictionary_from(payload: dict, path) -> tuple[SparseCodingEncoder, dict]:
     atoms, mean, std = payload["atoms"], payload["mean"], payload["std"]
     if not isinstance(atoms, torch.Tensor) or not atoms.is_floating_point():
         raise ConfigurationError(f"{path} is a damaged dictionary file (its atoms are not a float tensor).")
+    if payload["channels"] != 3:
+        raise ConfigurationError(
+            f"{path} codes {payload['channels']!r}-channel images; the evaluation matrix feeds 3-channel ones."
+        )
     for name, value in (("mean", mean), ("std", std)):
         valid = isinstance(value, list) and len(value) == 3 and all(is_finite(channel) for channel in value)
         if not valid or name == "std" and min(value) <= 0:

@@ -30,4 +30,21 @@ def test_measure_leaves_mode_and_weights_alone():
 
 def test_cost_table_lists_every_row():
     lines = cost_table({"a": measure(Pixels(8), 8, torch.device("cpu"))}, torch.device("cpu"))
-    assert lines[0].startswith("**Cost of each row**") and lines[-1].startswith("| a | 0 | ")
+    assert (
+        lines[0].startswith("**Cost of each row**")
+        and "one CPU thread" in lines[0]
+        and lines[-1].startswith("| a | 0 | ")
+    )
+
+
+def test_measure_on_a_cpu_times_one_thread_and_restores_the_thread_count():
+    threads = torch.get_num_threads()
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, images):
+            seen.append(torch.get_num_threads())
+            return images
+
+    measure(Probe(), image_size=8, device=torch.device("cpu"))
+    assert set(seen) == {1} and torch.get_num_threads() == threads

@@ -125,3 +125,10 @@ def test_bad_settings_are_configuration_errors(tmp_path, changes, message):
 def test_the_command_line_reports_a_bad_option_in_one_line(tmp_path):
     with pytest.raises(ConfigurationError, match=r"n_atoms.*selfsup sdl --help lists the options"):
         main(["--output_dir", str(tmp_path), "--n_atoms", "many"])
+
+
+def test_an_output_dir_that_is_a_file_is_refused_before_any_fitting(tmp_path):
+    (tmp_path / "file").write_text("keep me")
+    with pytest.raises(ConfigurationError, match="is a file, not a directory"):
+        sdl_transfer(str(tmp_path / "file"), seeds=[0], **TINY)
+    assert (tmp_path / "file").read_text() == "keep me"

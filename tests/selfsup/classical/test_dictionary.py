@@ -183,6 +183,8 @@ def test_dictionary_file_round_trip_and_damaged_files(tmp_path):
         ({"mean": [0.1, 0.2]}, "mean"),
         ({"patch_size": 20}, "patch_size must be at most the image size 8"),
         ({"pool_grid": "2"}, "pool_grid must be an integer"),
+        ({"image_size": "16"}, "image_size must be an integer >= 1"),
+        ({"channels": 1}, "codes 1-channel images; the evaluation matrix feeds 3-channel ones"),
     ]
     for change, message in damaged:
         broken = {key: value for key, value in (payload | change).items() if value is not None}
@@ -195,3 +197,15 @@ def test_atoms_picture_tiles_every_atom():
     grid = atoms_grid(atoms, channels=3, patch_size=5)
     assert grid.shape == (3 * 6 + 1, 4 * 6 + 1)  # 10 atoms: 4 columns, 3 rows of 5 px and a 1 px gap
     assert grid.min() == 0 and grid.max() == 1
+
+
+def test_a_half_precision_trainer_leaves_the_atoms_in_float64():
+    """Lightning's ``bf16-true`` converts a module's parameters and buffers; the coding still runs in float64."""
+    atoms = torch.nn.functional.normalize(torch.randn(6, 27, dtype=torch.float64), dim=1)
+    encoder = SparseCodingEncoder(atoms, patch_size=3, stride=1, sparsity=0.1, pool_grid=2, image_size=8)
+    images = torch.randn(2, 3, 8, 8)
+    full = encoder(images)
+    encoder.to(torch.bfloat16)
+    assert encoder.atoms.dtype == torch.float64 and torch.equal(encoder.atoms, atoms)
+    half = encoder(images.to(torch.bfloat16))
+    assert half.dtype == torch.bfloat16 and torch.allclose(half.float(), full, atol=0.05, rtol=0.02)
