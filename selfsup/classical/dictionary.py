@@ -29,7 +29,7 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 from selfsup.checkpoints import atomic_save
-from selfsup.errors import ConfigurationError, is_finite, is_integer, require
+from selfsup.errors import ConfigurationError, is_finite, is_integer, require, require_sizes
 
 DICTIONARY_FORMAT = "selfsup-dictionary/1"
 #: Coordinate-descent sweeps of the coding solver: scikit-learn's 1000 leave some patches short of its tolerance.
@@ -44,11 +44,18 @@ def image_patches(images: torch.Tensor, patch_size: int, stride: int) -> torch.T
 
 
 def learn_atoms(
-    patches: np.ndarray, n_atoms: int, sparsity: float, epochs: int, seed: int, learner: str = "batch"
+    patches: np.ndarray,
+    n_atoms: int,
+    sparsity: float,
+    epochs: int,
+    seed: int,
+    learner: str = "batch",
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """The ``(n_atoms, patch_dim)`` dictionary of ``patches`` (one per row), unit-norm rows (eq. 6.1).
 
-    The atoms start as ``n_atoms`` distinct non-zero patches drawn by ``seed``, normalised. ``batch``
+    The atoms start as ``start`` when given (SDL starts both domains from the same pairs), else
+    as ``n_atoms`` distinct non-zero patches drawn by ``seed``, normalised. ``batch``
     alternates exact coding of every patch and a dictionary update, ``epochs`` times
     (scikit-learn's ``DictionaryLearning``; it recovers planted atoms where the online
     learner from the same start does not); ``online`` takes mini-batch steps over the patches,
@@ -57,13 +64,14 @@ def learn_atoms(
     approximately by design; the solver's warnings that some of those codes stopped short of
     its tolerance are silenced.
     """
-    candidates = np.flatnonzero(np.linalg.norm(patches, axis=1) > 1e-8)
-    if len(candidates) < n_atoms:
-        raise ConfigurationError(
-            f"{len(candidates)} non-constant patches cannot start {n_atoms} atoms: give more images or fewer atoms."
-        )
-    start = patches[np.random.default_rng(seed).choice(candidates, n_atoms, replace=False)]
-    start = start / np.linalg.norm(start, axis=1, keepdims=True)
+    if start is None:
+        candidates = np.flatnonzero(np.linalg.norm(patches, axis=1) > 1e-8)
+        if len(candidates) < n_atoms:
+            raise ConfigurationError(
+                f"{len(candidates)} non-constant patches cannot start {n_atoms} atoms: give more images or fewer atoms."
+            )
+        start = patches[np.random.default_rng(seed).choice(candidates, n_atoms, replace=False)]
+        start = start / np.linalg.norm(start, axis=1, keepdims=True)
     common = dict(n_components=n_atoms, alpha=sparsity, fit_algorithm="cd", random_state=seed, dict_init=start)
     if learner == "batch":
         model = DictionaryLearning(**common, max_iter=epochs, code_init=np.zeros((len(patches), n_atoms)))
@@ -160,8 +168,7 @@ class SparseCodingEncoder(nn.Module):
 
 def check_coding(patch_size, stride, sparsity, pool_grid, image_size, key: str = "") -> None:
     """Refuse coding settings that give no patch, no code or fewer patch rows than pooling cells."""
-    for name, value in (("patch_size", patch_size), ("stride", stride), ("pool_grid", pool_grid)):
-        require(is_integer(value) and value >= 1, key + name, value, "an integer >= 1")
+    require_sizes(key, patch_size=patch_size, stride=stride, pool_grid=pool_grid)
     require(is_integer(image_size) and image_size >= 1, key + "image_size", image_size, "an integer >= 1 (pixels)")
     require(
         image_size >= patch_size,

@@ -35,9 +35,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.decomposition import DictionaryLearning, sparse_encode
+from sklearn.decomposition import sparse_encode
 from sklearn.exceptions import ConvergenceWarning
 
+from selfsup.classical.dictionary import learn_atoms
 from selfsup.errors import ConfigurationError, is_finite, is_integer, require
 
 LASSO_ITERATIONS = 1000
@@ -414,23 +415,10 @@ def _objective(
 
 
 def _learn_dictionary(data, starts, penalty, seed, iterations) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's dictionary learning on ``data`` from the samples ``starts``; the atoms and the lasso codes."""
+    """The batch dictionary learner of self-taught learning on ``data`` from the samples ``starts``; atoms and codes."""
     first_atoms = data[starts] / np.maximum(np.linalg.norm(data[starts], axis=1, keepdims=True), 1e-12)
-    first_codes = lasso_codes(data, first_atoms, penalty)
-    learner = DictionaryLearning(
-        n_components=len(starts),
-        alpha=penalty / 2,
-        max_iter=iterations,
-        fit_algorithm="cd",
-        transform_algorithm="lasso_cd",
-        code_init=first_codes,
-        dict_init=first_atoms,
-        random_state=seed,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        learner.fit(data)
-    atoms = learner.components_ / np.maximum(np.linalg.norm(learner.components_, axis=1, keepdims=True), 1.0)
+    atoms = learn_atoms(data, len(starts), penalty / 2, iterations, seed, start=first_atoms)
+    atoms = atoms / np.maximum(np.linalg.norm(atoms, axis=1, keepdims=True), 1.0)
     return atoms, lasso_codes(data, atoms, penalty)
 
 
